@@ -1,0 +1,57 @@
+"""The ``zoo`` command: a thin layer over the Python API.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from zoo.errors import ZooError
+
+COMMANDS = ("list", "info", "plugins", "train", "evaluate", "demo")
+
+
+def parse_set(pairs) -> dict:
+    """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ZooError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def print_json(obj) -> None:
+    """Print ``obj`` as one JSON object on the last line of stdout."""
+    sys.stdout.flush()
+    print(json.dumps(obj, sort_keys=True, default=str))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo for adversarial learning and generative models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"zoo.cli.{name}_cmd").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ZooError as exc:
+        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""zoo train NAME: train a preset with checkpoints in --out; rerunning resumes."""
+from zoo.cli import parse_set, print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train a preset or architecture (resumable with --out)")
+    p.add_argument("name")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--data-dir", help="local data (e.g. a directory of MNIST IDX files)")
+    p.add_argument("--dataset", help="dataset name (needed for a bare architecture)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory: checkpoints, TensorBoard logs, weights, metrics")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from zoo.training.fit import train
+
+    result = train(
+        args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
+        dataset=args.dataset, overrides=parse_set(args.set), seed=args.seed, out=args.out,
+    )
+    if result.initial_epoch:
+        print(f"resumed from the checkpoint after epoch {result.initial_epoch}")
+    print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
+    if args.out:
+        print(f"wrote {args.out}")
+    if args.json:
+        print_json(result.metrics)
+    return 0

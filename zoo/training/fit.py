@@ -1,0 +1,146 @@
+"""``train``: preset -> dataset -> compiled model -> ``fit`` with checkpoints -> evaluation."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+from pathlib import Path
+
+from zoo.api import RUN_FILE, WEIGHTS_FILE, load, model_config, resolve
+from zoo.data import load_dataset
+from zoo.errors import ConfigError
+from zoo.registry import TrainRecipe
+from zoo.training.checkpoint import EpochCheckpoint, atomic_save_weights, atomic_write_text
+
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: object
+    metrics: dict
+    history: dict
+    out: Path | None
+    initial_epoch: int
+
+
+def evaluate_model(spec, model, dataset, batch_size=256) -> dict:
+    """Test-split metrics: the family's own ``evaluate`` or Keras's ``model.evaluate``."""
+    if spec.evaluate is not None:
+        return {k: float(v) for k, v in spec.evaluate(model, dataset).items()}
+    results = model.evaluate(dataset.pipeline("test", batch_size), verbose=0, return_dict=True)
+    return {k: float(v) for k, v in results.items()}
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def train(
+    name: str,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    data_dir=None,
+    dataset: str | None = None,
+    overrides: dict | None = None,
+    seed: int = 0,
+    out=None,
+    verbose="auto",
+) -> TrainResult:
+    """Train the preset (or architecture) ``name``; with ``out``, checkpoint every epoch and resume.
+
+    Rerunning with the same ``out`` continues from the last completed epoch; ``out`` then holds
+    ``config.json``, ``model.weights.h5``, ``metrics.json``, TensorBoard ``logs/`` and the family's
+    extra outputs (e.g. sample grids).
+    """
+    import keras
+
+    spec, preset = resolve(name)
+    dataset_name = dataset or (preset.dataset if preset else None)
+    if dataset_name is None:
+        raise ConfigError(f"{name!r} is an architecture without a preset: name a dataset (--dataset)")
+    recipe = preset.train if preset else TrainRecipe()
+    recipe = dataclasses.replace(
+        recipe, **{k: v for k, v in dict(epochs=epochs, batch_size=batch_size).items() if v is not None}
+    )
+    if recipe.epochs < 1 or recipe.batch_size < 1:
+        raise ConfigError(f"epochs and batch size must be positive, got {recipe.epochs} and {recipe.batch_size}")
+
+    keras.utils.set_random_seed(seed)
+    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
+    # Bare architectures take their input shape and class count from the data.
+    inferred = {k: data.info[k] for k in ("input_shape", "num_classes")
+                if k in spec.defaults and k in data.info and not (preset and k in preset.config)}
+    config = model_config(spec, preset, inferred, overrides)
+    run = dict(name=name, architecture=spec.name, config=_jsonable(config), dataset=dataset_name,
+               recipe=dataclasses.asdict(recipe), seed=seed)
+
+    model = load(name, recipe=recipe, **{**inferred, **(overrides or {})})
+    callbacks, initial_epoch, history = [], 0, {}
+    out = Path(out) if out is not None else None
+    if out is not None:
+        initial_epoch, history = _prepare_out(out, run, model)
+        callbacks += [
+            EpochCheckpoint(out / CHECKPOINT_DIR, history),
+            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+        ]
+        if spec.callbacks is not None:
+            callbacks += spec.callbacks(model, data, out)
+
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        if initial_epoch < recipe.epochs:
+            fit = model.fit(
+                data.pipeline("train", recipe.batch_size, seed=seed),
+                epochs=recipe.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=data.pipeline("test", 256) if spec.evaluate is None else None,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+            for key, values in fit.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    metrics = evaluate_model(spec, model, data)
+    if out is not None:
+        atomic_save_weights(model, out / WEIGHTS_FILE)
+        atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2))
+    return TrainResult(model, metrics, history, out, initial_epoch)
+
+
+def _prepare_out(out: Path, run: dict, model) -> tuple[int, dict]:
+    """Write (or check) ``config.json`` in ``out`` and restore a checkpoint if one is there."""
+    run_path = out / RUN_FILE
+    if run_path.exists():
+        previous = json.loads(run_path.read_text())
+        same = {k: previous.get(k) for k in ("architecture", "config", "dataset", "seed")}
+        if same != {k: run[k] for k in same}:
+            raise ConfigError(
+                f"{out} already holds a different run ({previous.get('name')}, config {previous.get('config')}); "
+                f"choose another --out or delete it"
+            )
+    atomic_write_text(run_path, json.dumps(run, indent=2))
+    return EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, batch_size: int = 256) -> dict:
+    """Metrics of a model trained into ``weights`` on its dataset's test split."""
+    from zoo.api import read_run
+
+    spec, _ = resolve(name)
+    run = read_run(weights)
+    model = load(name, weights=weights)
+    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0))
+    return evaluate_model(spec, model, data, batch_size)
