@@ -1,5 +1,8 @@
 """zoo list [PATTERN]: architectures and presets."""
+import sys
+
 from zoo.api import list_models, resolve
+from zoo.errors import UnknownNameError
 from zoo.cli import print_json
 
 
@@ -13,7 +16,11 @@ def add_parser(sub):
 def run(args):
     rows = []
     for name in list_models(args.pattern):
-        spec, preset = resolve(name)
+        try:
+            spec, preset = resolve(name)
+        except UnknownNameError as exc:  # a preset whose architecture's plugin is missing
+            print(f"zoo list: {name}: {exc}", file=sys.stderr)
+            continue
         description = preset.metadata.get("description", spec.description) if preset else spec.description
         rows.append(dict(name=name, kind="preset" if preset else "architecture", architecture=spec.name,
                          description=description))

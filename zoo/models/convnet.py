@@ -74,6 +74,11 @@ class ConvNet(keras.Model):
             h = layer(h)
         return h
 
+    def logits(self, x, training=False):
+        """Pre-softmax scores; attacks use them to avoid the saturation of ln(softmax)."""
+        h = self.drop(self.features(x, training=training), training=training)
+        return keras.ops.matmul(h, self.classifier.kernel) + self.classifier.bias
+
     def call(self, x, training=False):
         return self.classifier(self.drop(self.features(x, training=training), training=training))
 

@@ -1,0 +1,51 @@
+"""Shared fixtures. TensorFlow is imported once per test process; keep models tiny."""
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("ZOO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: reproductions and benchmarks, kept out of the default run")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``../shared/data`` (read-only); tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(shared_data):
+    path = shared_data / "mnist"
+    if not (path / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("MNIST IDX files not found in shared data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded default dataset (scikit-learn's 8x8 digits)."""
+    from zoo.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch):
+    """Each test sees freshly loaded plugins and the real environment flags only."""
+    import zoo.plugins
+
+    monkeypatch.delenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("ZOO_BLOCKED_PLUGINS", raising=False)
+    monkeypatch.delenv("ZOO_REGISTRY", raising=False)
+    zoo.plugins.reset()
+    yield
+    zoo.plugins.reset()
