@@ -58,6 +58,8 @@ setup(
     entry_points={
         "console_scripts": ["zoo = zoo.cli:main"],
         # The standard plugins, one entry point per module of plugins/.
-        "zoo": [],
+        "zoo": [
+            "attacks = zoo_plugins.attacks",
+        ],
     },
 )
