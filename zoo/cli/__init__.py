@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep its C++ chatter out
 
 from zoo.errors import ZooError
 

@@ -66,19 +66,25 @@ def from_tfds(name, tfds_name, num_classes, data_dir=None) -> ImageDataset:
     import tensorflow_datasets as tfds
 
     try:
-        train, test = tfds.load(tfds_name, split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir)
+        splits = tfds.load(tfds_name, split=["train", "test"], as_supervised=True, data_dir=data_dir)
+        # Batches of 4,096 rather than batch_size=-1, which aborts TF 2.21 on TFDS's mock data.
+        train, test = (
+            tuple(np.concatenate(parts) for parts in zip(*tfds.as_numpy(ds.batch(4096)))) for ds in splits
+        )
     except Exception as exc:  # offline machines end here
         raise DataError(
             f"{name}: TFDS could not provide {tfds_name!r} ({type(exc).__name__}: {exc}). Without network, "
             f"pass --data-dir with MNIST IDX files, or use the embedded 'digits' dataset (the '-digits' presets)."
         ) from exc
-    return ImageDataset(name, tfds.as_numpy(train), tfds.as_numpy(test), num_classes, f"tfds:{tfds_name}")
+    return ImageDataset(name, train, test, num_classes, f"tfds:{tfds_name}")
 
 
 def _mnist_like(name, tfds_name, num_classes, idx_ok=True):
     def factory(data_dir=None, seed=0, source="auto"):
         if source not in ("auto", "idx", "tfds"):
             raise DataError(f"{name}: source must be 'auto', 'idx' or 'tfds', got {source!r}")
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise DataError(f"{name}: data directory {data_dir} does not exist")
         if idx_ok and data_dir is not None and source != "tfds" and _find(Path(data_dir), "t10k-images-idx3-ubyte"):
             return mnist_from_idx(name, data_dir)
         if source == "idx":
@@ -110,4 +116,17 @@ def zoo_datasets():
         "fashion_mnist": _mnist_like("fashion_mnist", "fashion_mnist", 10),
         "cifar10": _mnist_like("cifar10", "cifar10", 10, idx_ok=False),
         "digits": digits,
+        # Spoken digits for the las family (zoo/data/audio.py): FSDD, FSDD with a held-out speaker,
+        # and the embedded generated tone "speech".
+        **{name: _audio(name) for name in ("fsdd", "fsdd_heldout", "tones")},
     }
+
+
+def _audio(name):
+    def factory(data_dir=None, seed=0, **params):
+        from zoo.data import audio
+
+        return getattr(audio, name)(data_dir=data_dir, seed=seed, **params)
+
+    factory.__doc__ = f"{name}: spoken digits (see zoo.data.audio.{name})."
+    return factory

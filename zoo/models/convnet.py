@@ -57,11 +57,8 @@ class ConvNet(keras.Model):
         self.classifier = keras.layers.Dense(
             self.num_classes, activation="softmax" if output == "softmax" else None, name="output"
         )
-        self.build((None, *self.image_shape))
-
-    def build(self, input_shape):
-        _check_image_shape(self.image_shape, input_shape)
-        super().build(input_shape)
+        # One forward pass on zeros creates every weight, so the model is built (and savable) at once.
+        self(keras.ops.zeros((1, *self.image_shape)))
 
     def features(self, x, training=False):
         """The penultimate representation (the hidden layer adversary heads and FID read)."""

@@ -1,0 +1,76 @@
+"""registry.yaml: every preset is valid and buildable; a broken file names the file, preset and field."""
+import pytest
+
+import zoo
+from zoo.api import resolve
+from zoo.registry import RegistryError, load_registry, registry_path
+
+GOOD_ENTRY = """
+presets:
+  tiny:
+    architecture: convnet
+    dataset: digits
+    config: {input_shape: [8, 8, 1], filters: [4]}
+    train: {epochs: 1, batch_size: 16}
+"""
+
+
+def test_every_preset_resolves_to_a_known_architecture():
+    presets = load_registry()
+    assert {"convnet-mnist", "convnet-digits"} <= set(presets)
+    for name, preset in presets.items():
+        spec, got = resolve(name)
+        assert got is preset and spec.name == preset.architecture
+        unknown = set(preset.config) - set(spec.defaults)
+        assert not unknown, f"preset {name} overrides unknown keys {unknown}"
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("presets:\n  tiny:\n    dataset: digits\n", "architecture"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {epochs: five}\n", "train.epochs"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    colour: blue\n", "colour"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {learning_rate: -1}\n", "train.learning_rate"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    metadata: {metrics: accuracy}\n", "metadata.metrics"),
+        ("presets:\n  tiny: [1, 2]\n", "<entry>"),
+    ],
+)
+def test_broken_entry_names_file_preset_and_field(tmp_path, text, field):
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    with pytest.raises(RegistryError) as err:
+        load_registry(path)
+    message = str(err.value)
+    assert str(path) in message and "'tiny'" in message and repr(field) in message
+
+
+def test_invalid_yaml_and_missing_presets_are_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("presets: {tiny: [unclosed\n")
+    with pytest.raises(RegistryError, match="not valid YAML"):
+        load_registry(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(RegistryError, match="'presets' mapping"):
+        load_registry(bad)
+
+
+def test_zoo_registry_variable_selects_another_file(tmp_path, monkeypatch):
+    path = tmp_path / "registry.yaml"
+    path.write_text(GOOD_ENTRY)
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+    assert registry_path() == path
+    assert "tiny" in zoo.list_models() and "convnet-mnist" not in zoo.list_models()
+    model = zoo.load("tiny")
+    assert model.filters == (4,) and model.image_shape == (8, 8, 1)
+
+
+def test_broken_registry_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
+    from zoo.cli import main
+
+    path = tmp_path / "registry.yaml"
+    path.write_text("presets:\n  tiny:\n    architecture: 3\n    dataset: digits\n")
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+    assert main(["info", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "preset 'tiny'" in err and "'architecture'" in err
