@@ -112,7 +112,8 @@ def test_cli_errors_are_clear(argv, message, capsys):
 def test_list_and_info_json(capsys):
     assert main(["list", "convnet*", "--json"]) == 0
     names = [m["name"] for m in last_json(capsys.readouterr().out)["models"]]
-    assert names[:3] == ["convnet", "convnet-digits", "convnet-mnist"]
+    assert {"convnet", "convnet-digits", "convnet-mnist"} <= set(names)
+    assert all(n.startswith("convnet") for n in names)
     assert main(["info", "convnet-mnist", "--json"]) == 0
     info = last_json(capsys.readouterr().out)
     assert info["plugin"]["distribution"] == "zoo" and info["train"]["step"] == "supervised"

@@ -1,6 +1,7 @@
 """The ``zoo`` command: a thin layer over the Python API.
 
-Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``.
+Each subcommand lives in its own module ``zoo/cli/<name>_cmd.py`` with ``add_parser(subparsers)``
+and ``run(args) -> int``; dropping such a module here adds the command.
 """
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep its C++ chatter out
 
 from zoo.errors import ZooError
 
-COMMANDS = ("list", "info", "plugins", "train", "evaluate", "demo")
+#: The subcommands, one module each, in the order ``zoo --help`` shows them (the rest alphabetically).
+_FIRST = ("list", "info", "plugins", "train", "evaluate")
+_FOUND = {p.name[: -len("_cmd.py")] for p in Path(__file__).parent.glob("*_cmd.py")}
+COMMANDS = tuple(c for c in _FIRST if c in _FOUND) + tuple(sorted(_FOUND - set(_FIRST)))
 
 
 def parse_set(pairs) -> dict:
