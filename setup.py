@@ -60,6 +60,7 @@ setup(
         # The standard plugins, one entry point per module of plugins/.
         "zoo": [
             "attacks = zoo_plugins.attacks",
+            "adversary_heads = zoo_plugins.adversary_heads",
         ],
     },
 )

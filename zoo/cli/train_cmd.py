@@ -1,5 +1,6 @@
 """zoo train NAME: train a preset with checkpoints in --out; rerunning resumes."""
 from zoo.cli import parse_set, print_json
+from zoo.distribute import STRATEGIES
 
 
 def add_parser(sub):
@@ -12,6 +13,11 @@ def add_parser(sub):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory: checkpoints, TensorBoard logs, weights, metrics")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="tf.distribute strategy; multiworker reads TF_CONFIG")
+    p.add_argument("--cpu-replicas", type=int, help="split the CPU into N logical devices (env ZOO_CPU_REPLICAS)")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 with loss scaling")
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
     p.set_defaults(run=run)
 
@@ -22,6 +28,8 @@ def run(args):
     result = train(
         args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
         dataset=args.dataset, overrides=parse_set(args.set), seed=args.seed, out=args.out,
+        strategy=args.strategy, cpu_replicas=args.cpu_replicas, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
     )
     if result.initial_epoch:
         print(f"resumed from the checkpoint after epoch {result.initial_epoch}")

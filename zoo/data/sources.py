@@ -119,7 +119,16 @@ def zoo_datasets():
         # Spoken digits for the las family (zoo/data/audio.py): FSDD, FSDD with a held-out speaker,
         # and the embedded generated tone "speech".
         **{name: _audio(name) for name in ("fsdd", "fsdd_heldout", "tones")},
+        # Images with one of three noise types as a nuisance label (zoo/data/noise.py).
+        "mnist_noise": _noisy("mnist"),
+        "digits_noise": _noisy("digits"),
     }
+
+
+def _noisy(base):
+    from zoo.data.noise import noisy
+
+    return noisy(base)
 
 
 def _audio(name):

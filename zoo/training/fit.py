@@ -48,14 +48,25 @@ def train(
     seed: int = 0,
     out=None,
     verbose="auto",
+    strategy: str = "default",
+    cpu_replicas: int | None = None,
+    mixed_precision: bool = False,
+    jit_compile: bool = False,
 ) -> TrainResult:
     """Train the preset (or architecture) ``name``; with ``out``, checkpoint every epoch and resume.
 
     Rerunning with the same ``out`` continues from the last completed epoch; ``out`` then holds
     ``config.json``, ``model.weights.h5``, ``metrics.json``, TensorBoard ``logs/`` and the family's
     extra outputs (e.g. sample grids).
+
+    ``strategy`` is ``default``, ``mirrored`` (all GPUs, or ``cpu_replicas`` logical CPU devices) or
+    ``multiworker`` (``TF_CONFIG``; only the chief writes to ``out``, which every worker must be able
+    to read to resume). ``batch_size`` is the global batch. ``mixed_precision`` uses the
+    ``mixed_float16`` policy (with loss scaling); ``jit_compile`` compiles the train step with XLA.
     """
     import keras
+
+    from zoo.distribute import custom_fit, is_chief, make_strategy
 
     spec, preset = resolve(name)
     dataset_name = dataset or (preset.dataset if preset else None)
@@ -68,6 +79,7 @@ def train(
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise ConfigError(f"epochs and batch size must be positive, got {recipe.epochs} and {recipe.batch_size}")
 
+    dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
     data = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
     # Bare architectures take their input shape and class count from the data.
@@ -77,21 +89,43 @@ def train(
     run = dict(name=name, architecture=spec.name, config=_jsonable(config), dataset=dataset_name,
                recipe=dataclasses.asdict(recipe), seed=seed)
 
-    model = load(name, recipe=recipe, **{**inferred, **(overrides or {})})
+    multiworker = strategy == "multiworker"
+    chief = is_chief(dist)
+    policy = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with dist.scope():  # variables, optimizers and metrics are created under the strategy
+            model = load(name, recipe=recipe, **{**inferred, **(overrides or {})})
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    if jit_compile:
+        model.jit_compile = True
+
     callbacks, initial_epoch, history = [], 0, {}
     out = Path(out) if out is not None else None
     if out is not None:
-        initial_epoch, history = _prepare_out(out, run, model)
-        callbacks += [
-            EpochCheckpoint(out / CHECKPOINT_DIR, history),
-            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-        ]
-        if spec.callbacks is not None:
-            callbacks += spec.callbacks(model, data, out)
+        if chief:
+            initial_epoch, history = _prepare_out(out, run, model)
+            callbacks.append(EpochCheckpoint(out / CHECKPOINT_DIR, history))
+            if not multiworker:
+                callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
+                if spec.callbacks is not None:
+                    callbacks += spec.callbacks(model, data, out)
+        else:  # other workers only read the chief's checkpoint so every replica resumes alike
+            initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
 
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        if initial_epoch < recipe.epochs:
+        if initial_epoch < recipe.epochs and multiworker:
+            new = custom_fit(
+                model, lambda: data.pipeline("train", recipe.batch_size, seed=seed, drop_remainder=True),
+                epochs=recipe.epochs, global_batch_size=recipe.batch_size, strategy=dist,
+                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose != 0,
+            )
+            for key, values in new.items():
+                history.setdefault(key, []).extend(values)
+        elif initial_epoch < recipe.epochs:
             fit = model.fit(
                 data.pipeline("train", recipe.batch_size, seed=seed),
                 epochs=recipe.epochs,
@@ -106,7 +140,7 @@ def train(
         signal.signal(signal.SIGTERM, previous)
 
     metrics = evaluate_model(spec, model, data)
-    if out is not None:
+    if out is not None and chief:
         atomic_save_weights(model, out / WEIGHTS_FILE)
         atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2))
     return TrainResult(model, metrics, history, out, initial_epoch)

@@ -1,0 +1,473 @@
+"""Listen, Attend and Spell (Chan et al. 2016) on raw 8 kHz waveforms.
+
+* features (inside the model, ``tf.signal``): log-mel filterbank (or MFCC), normalised per
+  utterance over its valid frames;
+* listener: pyramidal BiLSTM — every layer concatenates pairs of frames (time ÷ 2) and runs a
+  bidirectional LSTM; ``encode()`` returns its last layer (the hidden layer adversary heads read);
+* speller: an attention LSTM decoder over characters, s_i = LSTM(s_{i−1}, [y_{i−1}; c_{i−1}]),
+  α_i = softmax⟨φ(s_i), ψ(h_u)⟩, c_i = Σ_u α_{i,u} h_u, ŷ_i = softmax(MLP([s_i; c_i])), trained
+  with teacher forcing (optionally scheduled sampling) on the seed's E = −Σ_t ln ŷ_t,true;
+* greedy and beam-search decoding run inside the graph (``tf.while_loop``).
+
+Every traced function has a ``None`` time dimension, so a new utterance length never re-traces.
+Waveforms are float samples in [−1, 1] at 8 kHz; in a zero-padded batch the trailing exact zeros
+of each row are padding (the row's length is its last non-zero sample).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.audio import EOS, PAD, SOS, VOCABULARY, as_waveforms, ids_to_text, pad_batch, texts_to_ids
+
+_WAVE_SPEC = tf.TensorSpec((None, None), tf.float32)
+_TOKEN_SPEC = tf.TensorSpec((None, None), tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LAS(keras.Model):
+    """Listen, Attend and Spell.
+
+    Args:
+        sample_rate: input sample rate in Hz (FSDD: 8,000).
+        frame_length, frame_step, fft_length: STFT framing in samples.
+        num_mels: mel filterbank channels; features: ``"logmel"`` or ``"mfcc"`` (``num_mfcc`` kept).
+        listener_layers, listener_units: pBLSTM depth (time ÷ 2 per layer) and LSTM units per direction.
+        speller_units, embedding_dim, attention_dim: decoder sizes.
+        max_output_length: characters the decoders emit at most (including ``<eos>``).
+        beam_width: beam used by ``transcribe`` (1 = greedy).
+        scheduled_sampling: probability of feeding the model's own previous prediction instead of the
+            true character while training (0 = pure teacher forcing).
+        dropout: dropout on the listener outputs and the speller's output layer while training.
+    """
+
+    family = "las"
+
+    def __init__(self, sample_rate=8000, frame_length=256, frame_step=128, fft_length=256, num_mels=40,
+                 features="logmel", num_mfcc=13, listener_layers=2, listener_units=128, speller_units=256,
+                 embedding_dim=32, attention_dim=128, max_output_length=40, beam_width=1,
+                 scheduled_sampling=0.0, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if features not in ("logmel", "mfcc"):
+            raise ValueError(f"features must be 'logmel' or 'mfcc', got {features!r}")
+        if listener_layers < 1 or beam_width < 1 or max_output_length < 1:
+            raise ValueError("listener_layers, beam_width and max_output_length must be positive")
+        if not 0.0 <= scheduled_sampling <= 1.0:
+            raise ValueError(f"scheduled_sampling is a probability, got {scheduled_sampling}")
+        self.sample_rate = int(sample_rate)
+        self.frame_length, self.frame_step, self.fft_length = int(frame_length), int(frame_step), int(fft_length)
+        self.num_mels, self.features_kind, self.num_mfcc = int(num_mels), features, int(num_mfcc)
+        self.listener_layers, self.listener_units = int(listener_layers), int(listener_units)
+        self.speller_units, self.embedding_dim, self.attention_dim = int(speller_units), int(embedding_dim), int(attention_dim)
+        self.max_output_length, self.beam_width = int(max_output_length), int(beam_width)
+        self.scheduled_sampling, self.dropout_rate = float(scheduled_sampling), float(dropout)
+        self.vocab_size = len(VOCABULARY)
+        self.feature_dim = self.num_mfcc if features == "mfcc" else self.num_mels
+        self.mel_matrix = tf.constant(tf.signal.linear_to_mel_weight_matrix(
+            self.num_mels, self.fft_length // 2 + 1, self.sample_rate, 20.0, self.sample_rate / 2.0))
+
+        self.listener = [
+            keras.layers.Bidirectional(keras.layers.LSTM(self.listener_units, return_sequences=True), name=f"pblstm{i}")
+            for i in range(self.listener_layers)
+        ]
+        self.listener_dropout = keras.layers.Dropout(self.dropout_rate)
+        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        self.speller_cell = keras.layers.LSTMCell(self.speller_units, name="speller")
+        self.query = keras.layers.Dense(self.attention_dim, name="attention_query")  # φ
+        self.key = keras.layers.Dense(self.attention_dim, name="attention_key")  # ψ
+        self.output_hidden = keras.layers.Dense(self.speller_units, activation="tanh", name="output_hidden")
+        self.output_dropout = keras.layers.Dropout(self.dropout_rate)
+        self.output_logits = keras.layers.Dense(self.vocab_size, name="output_logits")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="char_accuracy")
+        self._build_layers()
+        self._traced = {}
+
+    # -- building ----------------------------------------------------------------------------
+    @property
+    def encoder_dim(self):
+        return 2 * self.listener_units
+
+    def _build_layers(self):
+        width = self.feature_dim
+        for layer in self.listener:
+            layer.build((None, None, 2 * width))
+            width = self.encoder_dim
+        self.embedding.build((None,))
+        self.speller_cell.build((None, self.embedding_dim + self.encoder_dim))
+        self.query.build((None, self.speller_units))
+        self.key.build((None, None, self.encoder_dim))
+        self.output_hidden.build((None, self.speller_units + self.encoder_dim))
+        self.output_logits.build((None, self.speller_units))
+        self.built = True
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    # -- features and listener ---------------------------------------------------------------
+    def waveform_lengths(self, waveforms):
+        """Samples per row of a zero-padded batch: the index after the last non-zero sample."""
+        positions = tf.range(1, tf.shape(waveforms)[1] + 1)[None, :]
+        return tf.reduce_max(tf.where(tf.not_equal(waveforms, 0.0), positions, 0), axis=1)
+
+    def features(self, waveforms):
+        """``(features (batch, frames, feature_dim), mask (batch, frames))`` of a padded batch."""
+        waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+        lengths = self.waveform_lengths(waveforms)
+        # pad so that even a very short batch has one full frame
+        waveforms = tf.pad(waveforms, [[0, 0], [0, self.frame_length]])
+        stft = tf.signal.stft(waveforms, self.frame_length, self.frame_step, self.fft_length, pad_end=False)
+        power = tf.math.square(tf.abs(stft))
+        feats = tf.math.log(tf.matmul(power, self.mel_matrix) + 1e-6)
+        if self.features_kind == "mfcc":
+            feats = tf.signal.mfccs_from_log_mel_spectrograms(feats)[..., : self.num_mfcc]
+        frames = tf.maximum(1, (lengths + self.frame_step - 1) // self.frame_step)
+        mask = tf.sequence_mask(frames, tf.shape(feats)[1])
+        # per-utterance mean and variance normalisation over the valid frames
+        m = tf.cast(mask, feats.dtype)[..., None]
+        count = tf.reduce_sum(m, axis=1, keepdims=True)
+        mean = tf.reduce_sum(feats * m, axis=1, keepdims=True) / count
+        var = tf.reduce_sum(tf.square(feats - mean) * m, axis=1, keepdims=True) / count
+        feats = (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
+        return feats, mask
+
+    def listen(self, waveforms, training=False, return_all=False):
+        """Listener outputs ``(h (batch, time, encoder_dim), mask)``; ``return_all``: every layer."""
+        h, mask = self.features(waveforms)
+        layers = {"features": (h, mask)}
+        for i, layer in enumerate(self.listener):
+            h, mask = _stack_pairs(h, mask)
+            h = layer(h, mask=mask, training=training)
+            h = h * tf.cast(mask, h.dtype)[..., None]
+            layers[f"listener{i}"] = (h, mask)
+        h = self.listener_dropout(h, training=training)
+        layers["listener"] = (h, mask)
+        return layers if return_all else (h, mask)
+
+    # -- speller -----------------------------------------------------------------------------
+    def _attend(self, state_h, keys, memory, mask):
+        scores = tf.einsum("ba,bta->bt", self.query(state_h), keys)
+        scores = tf.where(mask, scores, tf.constant(-1e9, scores.dtype))
+        weights = tf.nn.softmax(scores, axis=-1)
+        return tf.einsum("bt,btd->bd", weights, memory)
+
+    def _speller_step(self, token, states, context, keys, memory, mask, training):
+        inputs = tf.concat([self.embedding(token), context], axis=-1)
+        output, states = self.speller_cell(inputs, states, training=training)
+        context = self._attend(output, keys, memory, mask)
+        hidden = self.output_dropout(self.output_hidden(tf.concat([output, context], -1)), training=training)
+        return self.output_logits(hidden), states, context
+
+    def _initial(self, memory):
+        batch = tf.shape(memory)[0]
+        zeros = tf.zeros((batch, self.speller_units), memory.dtype)
+        return [zeros, zeros], tf.zeros((batch, self.encoder_dim), memory.dtype), tf.fill([batch], SOS)
+
+    def spell(self, memory, mask, tokens, training=False, sampling=0.0):
+        """Teacher-forced logits ``(batch, length, vocab)`` for target ``tokens`` (ending in ``<eos>``).
+
+        With ``sampling > 0`` each step feeds, per example, the model's previous greedy prediction
+        instead of the true character with that probability (scheduled sampling).
+        """
+        keys = self.key(memory)
+        states, context, token = self._initial(memory)
+        length = tf.shape(tokens)[1]
+        logits_ta = tf.TensorArray(memory.dtype, size=length)
+
+        def body(t, token, h, c, context, logits_ta):
+            logits, (h, c), context = self._speller_step(token, [h, c], context, keys, memory, mask, training)
+            truth = tokens[:, t]
+            if sampling > 0.0:
+                own = tf.cast(tf.argmax(tf.stop_gradient(logits), -1), tf.int32)
+                use_own = tf.random.uniform(tf.shape(truth)) < sampling
+                truth = tf.where(use_own, own, truth)
+            return t + 1, truth, h, c, context, logits_ta.write(t, logits)
+
+        _, _, _, _, _, logits_ta = tf.while_loop(
+            lambda t, *_: t < length, body, (0, token, states[0], states[1], context, logits_ta))
+        return tf.transpose(logits_ta.stack(), [1, 0, 2])
+
+    def greedy_decode(self, memory, mask, max_length=None):
+        """Greedy token ids ``(batch, length)``: characters, ``<eos>``, then ``<pad>``."""
+        max_length = max_length or self.max_output_length
+        keys = self.key(memory)
+        states, context, token = self._initial(memory)
+        batch = tf.shape(memory)[0]
+        out_ta = tf.TensorArray(tf.int32, size=max_length)
+        finished = tf.zeros([batch], tf.bool)
+
+        def body(t, token, h, c, context, finished, out_ta):
+            logits, (h, c), context = self._speller_step(token, [h, c], context, keys, memory, mask, False)
+            token = tf.cast(tf.argmax(logits, -1), tf.int32)
+            token = tf.where(finished, PAD, token)
+            return t + 1, token, h, c, context, finished | tf.equal(token, EOS), out_ta.write(t, token)
+
+        t, _, _, _, _, _, out_ta = tf.while_loop(
+            lambda t, *a: tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(a[4]))),
+            body, (0, token, states[0], states[1], context, finished, out_ta))
+        return tf.transpose(out_ta.stack()[:t], [1, 0])
+
+    def beam_decode(self, memory, mask, beam_width=None, max_length=None):
+        """Beam-search token ids ``(batch, length)`` (the best beam; beam 1 is greedy decoding)."""
+        k = beam_width or self.beam_width
+        max_length = max_length or self.max_output_length
+        batch = tf.shape(memory)[0]
+        tile = lambda x: tf.repeat(x, k, axis=0)  # (batch, ...) -> (batch * k, ...), beams adjacent
+        memory, mask = tile(memory), tile(mask)
+        keys = self.key(memory)
+        states, context, token = self._initial(memory)
+        # only beam 0 is live at the start, so the first expansion is not k copies of one beam
+        scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -1e9)], 0), [batch])
+        finished = tf.zeros([batch * k], tf.bool)
+        history = tf.zeros([batch * k, 0], tf.int32)
+        v = self.vocab_size
+        pad_only = tf.one_hot(PAD, v, on_value=0.0, off_value=-1e9)
+
+        def body(t, token, h, c, context, scores, finished, history):
+            logits, (h, c), context = self._speller_step(token, [h, c], context, keys, memory, mask, False)
+            logp = tf.nn.log_softmax(logits, -1)
+            logp = tf.where(finished[:, None], pad_only[None, :], logp)  # a finished beam only pads
+            total = tf.reshape(scores[:, None] + logp, [batch, k * v])
+            top_scores, top = tf.math.top_k(total, k)
+            parent = tf.reshape(top // v + tf.range(batch)[:, None] * k, [-1])
+            token = tf.reshape(top % v, [-1])
+            gather = lambda x: tf.gather(x, parent)
+            h, c, context, finished, history = map(gather, (h, c, context, finished, history))
+            history = tf.concat([history, token[:, None]], 1)
+            return (t + 1, token, h, c, context, tf.reshape(top_scores, [-1]),
+                    finished | tf.equal(token, EOS), history)
+
+        *_, history = tf.while_loop(
+            lambda t, *a: tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(a[5]))),
+            body, (0, token, states[0], states[1], context, scores, finished, history),
+            shape_invariants=(tf.TensorShape([]), token.shape, tf.TensorShape([None, self.speller_units]),
+                              tf.TensorShape([None, self.speller_units]), tf.TensorShape([None, self.encoder_dim]),
+                              scores.shape, finished.shape, tf.TensorShape([None, None])))
+        return history[::k]  # top_k sorts beams, so beam 0 of every utterance is its best
+
+    # -- Keras model API -----------------------------------------------------------------------
+    def call(self, waveforms, training=False):
+        """Greedy token ids of a zero-padded batch (use :meth:`transcribe` for text)."""
+        memory, mask = self.listen(waveforms, training=training)
+        return self.greedy_decode(memory, mask)
+
+    def sequence_loss(self, waveforms, tokens, training=False, sampling=0.0):
+        """Per-utterance E = −Σ_t ln ŷ_t,true over the non-pad target characters, and the logits."""
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        memory, mask = self.listen(waveforms, training=training)
+        return self._loss_from_memory(memory, mask, tokens, training, sampling)
+
+    def _loss_from_memory(self, memory, mask, tokens, training, sampling=0.0):
+        logits = self.spell(memory, mask, tokens, training=training, sampling=sampling)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tokens, logits=logits)
+        weights = tf.cast(tf.not_equal(tokens, PAD), ce.dtype)
+        return tf.reduce_sum(ce * weights, axis=1), logits
+
+    def adversarial_outputs(self, x, y, layers, training=False):
+        """For the minimax step: per-utterance primary loss and ``{layer: (hidden, mask)}``.
+
+        ``layers`` name listener layers: ``"listener"`` (= ``encode()``), ``"listener0"``, ...,
+        ``"features"``.
+        """
+        tokens = _tokens(y)
+        found = self.listen(x, training=training, return_all=True)
+        unknown = [name for name in layers if name not in found]
+        if unknown:
+            raise ValueError(f"LAS has no hidden layer {unknown}; choose from {sorted(found)}")
+        memory, mask = found["listener"]
+        per_example, logits = self._loss_from_memory(memory, mask, tokens, training,
+                                                     self.scheduled_sampling if training else 0.0)
+        self._update_char_accuracy(tokens, logits)
+        return per_example, {name: found[name] for name in layers}
+
+    def compute_objective(self, x, y, training=True):
+        """The per-batch objective: (loss scaled by the global batch, per-utterance losses)."""
+        tokens = _tokens(y)
+        per_example, logits = self.sequence_loss(x, tokens, training=training,
+                                                 sampling=self.scheduled_sampling if training else 0.0)
+        self._update_char_accuracy(tokens, logits)
+        return tf.nn.compute_average_loss(per_example), per_example
+
+    def _update_char_accuracy(self, tokens, logits):
+        weights = tf.cast(tf.not_equal(tokens, PAD), tf.float32)
+        correct = tf.cast(tf.equal(tf.cast(tf.argmax(logits, -1), tf.int32), tokens), tf.float32)
+        self.accuracy_tracker.update_state(correct, sample_weight=weights)
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            loss, per_example = self.compute_objective(x, y, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(per_example)
+        return {"loss": self.loss_tracker.result(), "char_accuracy": self.accuracy_tracker.result()}
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        _, per_example = self.compute_objective(x, y, training=False)
+        self.loss_tracker.update_state(per_example)
+        return {"loss": self.loss_tracker.result(), "char_accuracy": self.accuracy_tracker.result()}
+
+    def compile(self, optimizer="adam", clipnorm=None, **kwargs):
+        """Keras ``compile``; ``clipnorm`` (a step_param) clips each gradient's norm, as LSTMs like."""
+        optimizer = keras.optimizers.get(optimizer)
+        if clipnorm is not None:
+            optimizer.clipnorm = float(clipnorm)
+        kwargs.setdefault("jit_compile", False)  # XLA would recompile for every utterance length
+        super().compile(optimizer=optimizer, **kwargs)
+
+    # -- user API (traced once, None time dimension) -------------------------------------------
+    def _fn(self, key, fn, signature):
+        if key not in self._traced:
+            self._traced[key] = tf.function(fn, input_signature=signature, reduce_retracing=True)
+        return self._traced[key]
+
+    def _as_batch(self, waveforms):
+        if isinstance(waveforms, tf.Tensor):
+            if waveforms.shape.rank != 2:
+                raise ValueError(f"expected a (batch, samples) tensor of waveforms, got shape {waveforms.shape}")
+            return tf.cast(waveforms, tf.float32)
+        return tf.constant(pad_batch(as_waveforms(waveforms)))
+
+    def transcribe(self, waveforms, beam_width=None, batch_size=64) -> list[str]:
+        """Transcripts of waveforms (a list of 1-D float arrays in [−1, 1] at 8 kHz, or a padded batch)."""
+        k = int(beam_width or self.beam_width)
+        if isinstance(waveforms, tf.Tensor) or (isinstance(waveforms, np.ndarray) and waveforms.ndim == 2):
+            waves = as_waveforms(np.asarray(waveforms))
+            # keep padded rows as given: trailing zeros are padding in both forms
+        else:
+            waves = as_waveforms(waveforms)
+        out = [None] * len(waves)
+        order = np.argsort([len(w) for w in waves])  # similar lengths together: little padding
+        for start in range(0, len(waves), batch_size):
+            idx = order[start:start + batch_size]
+            ids = self.decode_ids(pad_batch([waves[i] for i in idx]), beam_width=k).numpy()
+            for i, row in zip(idx, ids):
+                out[i] = ids_to_text(row)
+        return out
+
+    def decode_ids(self, waveforms, beam_width=None):
+        """Token ids of the best transcript per row of a padded batch (greedy when the beam is 1)."""
+        k = int(beam_width or self.beam_width)
+        x = self._as_batch(waveforms)
+        if k == 1:
+            fn = self._fn("greedy", lambda w: self.greedy_decode(*self.listen(w)), [_WAVE_SPEC])
+        else:
+            fn = self._fn(("beam", k), lambda w: self.beam_decode(*self.listen(w), beam_width=k), [_WAVE_SPEC])
+        return fn(x)
+
+    def encode(self, waveforms):
+        """Listener outputs ``(batch, time, encoder_dim)``, zero beyond each utterance's frames."""
+        fn = self._fn("encode", lambda w: self.listen(w)[0], [_WAVE_SPEC])
+        return fn(self._as_batch(waveforms))
+
+    def pooled_encoding(self, waveforms, batch_size=64) -> np.ndarray:
+        """Mean over each utterance's valid frames of :meth:`encode` — what the speaker probe reads."""
+        waves = as_waveforms(waveforms)
+        fn = self._fn("pooled", lambda w: _masked_mean(*self.listen(w)), [_WAVE_SPEC])
+        out = np.zeros((len(waves), self.encoder_dim), np.float32)
+        order = np.argsort([len(w) for w in waves])
+        for start in range(0, len(waves), batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = fn(tf.constant(pad_batch([waves[i] for i in idx]))).numpy()
+        return out
+
+    def tokenize(self, texts) -> np.ndarray:
+        """Label ids ``(batch, length)`` of transcripts: characters, ``<eos>``, zero padding."""
+        return texts_to_ids(texts)
+
+    # -- attack protocol ----------------------------------------------------------------------
+    def attack_loss(self, x, y, training=False):
+        """E(x, y) = −Σ_t ln ŷ_t,y_t per utterance; ``y`` are padded token ids (see :meth:`tokenize`)."""
+        fn = self._fn("attack_loss", lambda w, t: self.sequence_loss(w, t, training=False)[0], [_WAVE_SPEC, _TOKEN_SPEC])
+        return fn(tf.cast(x, tf.float32), tf.cast(y, tf.int32))
+
+    def predict_labels(self, x):
+        """The model's own greedy transcripts as padded token ids (the attack's ``y=None`` labels)."""
+        return self.decode_ids(x, beam_width=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            sample_rate=self.sample_rate, frame_length=self.frame_length, frame_step=self.frame_step,
+            fft_length=self.fft_length, num_mels=self.num_mels, features=self.features_kind, num_mfcc=self.num_mfcc,
+            listener_layers=self.listener_layers, listener_units=self.listener_units,
+            speller_units=self.speller_units, embedding_dim=self.embedding_dim, attention_dim=self.attention_dim,
+            max_output_length=self.max_output_length, beam_width=self.beam_width,
+            scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
+        )
+        return config
+
+
+def _tokens(y):
+    tokens = y["tokens"] if isinstance(y, dict) else y
+    return tf.cast(tokens, tf.int32)
+
+
+def _stack_pairs(h, mask):
+    """Concatenate frames 2i and 2i+1 (pBLSTM time reduction); a pair is valid if its first frame is."""
+    time = tf.shape(h)[1]
+    pad = time % 2
+    h = tf.pad(h, [[0, 0], [0, pad], [0, 0]])
+    mask = tf.pad(mask, [[0, 0], [0, pad]])
+    h = tf.reshape(h, [tf.shape(h)[0], (time + pad) // 2, 2 * h.shape[-1]])
+    return h, mask[:, ::2]
+
+
+def _masked_mean(h, mask):
+    m = tf.cast(mask, h.dtype)[..., None]
+    return tf.reduce_sum(h * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def error_rate(references, hypotheses, unit="char") -> float:
+    """Corpus CER (``unit="char"``) or WER (``"word"``): total edits / total reference units."""
+    split = (lambda s: list(s)) if unit == "char" else (lambda s: s.split())
+    edits = sum(edit_distance(split(r), split(h)) for r, h in zip(references, hypotheses))
+    return edits / max(1, sum(len(split(r)) for r in references))
+
+
+def speaker_probe_accuracy(model, dataset, seed=0) -> float:
+    """The fixed speaker probe: scikit-learn ``LogisticRegression`` on mean-pooled ``encode()``
+    outputs, fitted on the ``probe_train`` split (takes 5–14), scored on ``probe_test`` (takes 0–4)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_fit, _, s_fit = dataset.arrays("probe_train")
+    x_score, _, s_score = dataset.arrays("probe_test")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    probe.fit(model.pooled_encoding(x_fit), s_fit)
+    return float(probe.score(model.pooled_encoding(x_score), s_score))
+
+
+def evaluate_las(model, dataset, probe=True) -> dict:
+    """CER and WER on the test split (single- and multi-digit utterances) and the speaker probe."""
+    out = {}
+    refs_all, hyps_all = [], []
+    for kind in ("single", "multi"):
+        waves, refs, _ = dataset.arrays(f"test_{kind}")
+        if not waves:
+            continue
+        hyps = model.transcribe(waves)
+        refs_all += refs
+        hyps_all += hyps
+        out[f"cer_{kind}"] = error_rate(refs, hyps, "char")
+        out[f"wer_{kind}"] = error_rate(refs, hyps, "word")
+    out["cer"] = error_rate(refs_all, hyps_all, "char")
+    out["wer"] = error_rate(refs_all, hyps_all, "word")
+    if probe:
+        out["speaker_probe_accuracy"] = speaker_probe_accuracy(model, dataset)
+    return out

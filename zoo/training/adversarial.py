@@ -1,0 +1,179 @@
+"""Adversarial-example training: train on attacked inputs, with any attack plugin by name.
+
+    loss = α·E(x, y) + (1 − α)·E(x_adv, y),   x_adv = attack(model, x, y),   E = −ln ŷ_y
+
+* ``adversarial`` — Goodfellow et al. (2015): FGSM, α = 0.5 by default;
+* ``madry`` — Madry et al. (2018): PGD, α = 0 (train only on the worst case in the ε-ball).
+
+``step_params`` name the attack and its parameters, e.g.
+``{attack: pgd, eps: 0.3, steps: 10, step_size: 0.03, alpha: 0.0}``; any key other than ``attack``,
+``alpha``, ``attack_labels`` and ``evaluate_adversarial`` goes to ``zoo.get_attack``.
+
+The attack uses the true labels by default. Kurakin et al. (2017) found that FGSM training on true
+labels "leaks" them (the model learns to read the label from the perturbation and becomes *more*
+accurate on adversarial than clean inputs); ``attack_labels: predicted`` attacks the model's own
+predictions instead.
+
+The per-batch objective lives in :meth:`AdversarialTraining.compute_loss`, so a custom
+(distributed) loop can call it; it scales by the global batch size (``tf.nn.compute_average_loss``)
+and the metrics it reports are unscaled means.
+"""
+from __future__ import annotations
+
+from zoo.errors import ConfigError
+from zoo.training.steps import make_optimizer, register_step
+
+OWN_KEYS = ("attack", "alpha", "attack_labels", "evaluate_adversarial")
+
+
+class AdversarialTraining:
+    """The adversarial-training objective of one classifier, plus ``train_step``/``test_step`` for fit.
+
+    Args:
+        model: a zoo classifier (softmax or logit outputs).
+        attack: an attack object, ``attack(model, x, y) -> x_adv``.
+        alpha: weight of the clean loss (Goodfellow's α); 0 trains on adversarial examples only.
+        attack_labels: ``"true"`` (attack y) or ``"predicted"`` (attack the model's predictions).
+        evaluate_adversarial: also attack the validation batches and report ``adv_accuracy``.
+    """
+
+    def __init__(self, model, attack, *, alpha=0.5, attack_labels="true", evaluate_adversarial=True):
+        import keras
+
+        self.model = model
+        self.attack = attack
+        self.alpha = float(alpha)
+        self.attack_labels = attack_labels
+        self.evaluate_adversarial = bool(evaluate_adversarial)
+        self.from_logits = getattr(model, "output_kind", "softmax") == "logits"
+        self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits,
+                                                                           reduction=None)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
+        self.adv_accuracy = keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
+
+    @property
+    def metrics(self):
+        """Unscaled trackers: combined loss, clean accuracy, adversarial loss and accuracy."""
+        return [self.loss_tracker, self.accuracy, self.adv_loss_tracker, self.adv_accuracy]
+
+    def adversarial_examples(self, x, y):
+        """The attack's examples for the batch, treated as constants by the weight gradient."""
+        import tensorflow as tf
+
+        labels = None if self.attack_labels == "predicted" else y
+        return tf.stop_gradient(self.attack(self.model, x, labels))
+
+    def compute_loss(self, x, y, sample_weight=None, training=True):
+        """The per-batch objective: ``(loss scaled by the global batch, metric values)``.
+
+        ``loss`` = Σ_i w_i·[α·E(x_i, y_i) + (1−α)·E(x_adv_i, y_i)] / global batch size, ready for
+        summing gradients across replicas; the metric values are per-replica unscaled tensors.
+        """
+        import tensorflow as tf
+
+        x_adv = self.adversarial_examples(x, y)
+        outputs = {}
+        per_example = 0.0
+        if self.alpha > 0:
+            clean_pred = self.model(x, training=training)
+            clean = self.per_example_loss(y, clean_pred)
+            per_example += self.alpha * clean
+            outputs["clean_pred"] = clean_pred
+        if self.alpha < 1:
+            adv_pred = self.model(x_adv, training=training)
+            adv = self.per_example_loss(y, adv_pred)
+            per_example += (1.0 - self.alpha) * adv
+            outputs.update(adv_pred=adv_pred, adv_loss=adv)
+        loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
+        outputs["per_example"] = per_example
+        return loss, outputs
+
+    def _update_metrics(self, x, y, outputs, sample_weight):
+        self.loss_tracker.update_state(outputs["per_example"], sample_weight=sample_weight)
+        clean_pred = outputs.get("clean_pred")
+        if clean_pred is None:  # pure adversarial training: clean accuracy still worth watching
+            clean_pred = self.model(x, training=False)
+        self.accuracy.update_state(y, clean_pred, sample_weight=sample_weight)
+        if "adv_pred" in outputs:
+            self.adv_loss_tracker.update_state(outputs["adv_loss"], sample_weight=sample_weight)
+            self.adv_accuracy.update_state(y, outputs["adv_pred"], sample_weight=sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        import keras
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        model = self.model
+        with tf.GradientTape() as tape:
+            loss, outputs = self.compute_loss(x, y, sample_weight, training=True)
+            scaled = model.optimizer.scale_loss(loss) if hasattr(model.optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return self._update_metrics(x, y, outputs, sample_weight)
+
+    def test_step(self, data):
+        import keras
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        clean_pred = self.model(x, training=False)
+        self.accuracy.update_state(y, clean_pred, sample_weight=sample_weight)
+        clean = self.per_example_loss(y, clean_pred)
+        if self.evaluate_adversarial:
+            adv_pred = self.model(self.adversarial_examples(x, y), training=False)
+            adv = self.per_example_loss(y, adv_pred)
+            self.adv_loss_tracker.update_state(adv, sample_weight=sample_weight)
+            self.adv_accuracy.update_state(y, adv_pred, sample_weight=sample_weight)
+            self.loss_tracker.update_state(self.alpha * clean + (1 - self.alpha) * adv, sample_weight=sample_weight)
+            return {m.name: m.result() for m in self.metrics}
+        self.loss_tracker.update_state(clean, sample_weight=sample_weight)
+        return {m.name: m.result() for m in self.metrics[:2]}
+
+
+def configure(model, recipe, defaults):
+    """Compile ``model`` for adversarial training as ``recipe.step_params`` (over ``defaults``) say."""
+    from zoo.api import get_attack
+
+    params = {**defaults, **recipe.step_params}
+    attack_name = params.pop("attack")
+    alpha = params.pop("alpha")
+    attack_labels = params.pop("attack_labels", "true")
+    evaluate_adversarial = params.pop("evaluate_adversarial", True)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"step {recipe.step!r}: alpha must be a number in [0, 1], got {alpha!r}")
+    if attack_labels not in ("true", "predicted"):
+        raise ConfigError(f"step {recipe.step!r}: attack_labels must be 'true' or 'predicted', got {attack_labels!r}")
+    if not isinstance(attack_name, str):
+        raise ConfigError(f"step {recipe.step!r}: attack must be an attack name, got {attack_name!r}")
+    attack = get_attack(attack_name, **params)
+    objective = AdversarialTraining(model, attack, alpha=alpha, attack_labels=attack_labels,
+                                    evaluate_adversarial=evaluate_adversarial)
+    model.compile(optimizer=make_optimizer(recipe))
+    # The model is already built, so Keras refuses new tracked state; the trackers must still be
+    # in ``model.metrics`` so that fit resets them every epoch and reports them.
+    tracker = model._tracker
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        model.adversarial_metrics = objective.metrics
+    finally:
+        if was_locked:
+            tracker.lock()
+    model.adversarial_training = objective
+    model.train_step = objective.train_step
+    model.test_step = objective.test_step
+    return model
+
+
+@register_step("adversarial")
+def _goodfellow(model, recipe):
+    """Goodfellow et al. (2015): α·E(x) + (1−α)·E(x_fgsm), α = 0.5, ε = 0.25 unless step_params say."""
+    configure(model, recipe, dict(attack="fgsm", alpha=0.5, eps=0.25))
+
+
+@register_step("madry")
+def _madry(model, recipe):
+    """Madry et al. (2018): E(x_pgd) only; PGD ε = 0.3, 40 steps of 0.01 unless step_params say."""
+    configure(model, recipe, dict(attack="pgd", alpha=0.0, eps=0.3, steps=40, step_size=0.01))
