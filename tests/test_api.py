@@ -97,11 +97,13 @@ def test_convnet_saves_and_loads(tmp_path):
     import keras
 
     model = zoo.load("convnet-digits", filters=(4,), dense=(8,))
-    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")
+    x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype("float32")
+    model.fit(x, np.arange(6) % 10, epochs=1, verbose=0)  # so there is optimizer state to save too
     path = tmp_path / "convnet.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) == 1
 
 
 def test_logits_match_softmax_outputs():
