@@ -3,7 +3,8 @@
     >>> from zoo import get_attack, load
     >>> pgd = get_attack("pgd", eps=0.3, steps=40, step_size=0.01, random_start=True)
     >>> x_adv = pgd(model, x, y)                       # untargeted
-    >>> x_adv = pgd(model, x, y, target=3)             # targeted: ascend ln ŷ_3 − ln ŷ_y
+    >>> x_adv = pgd(model, x, y, target=3)             # targeted: ascend ln ŷ_3
+    >>> get_attack("pgd", targeted_loss="seed")         # the lecture's ln ŷ_3 − ln ŷ_y instead
 
 Every attack is ``attack(model, x, y=None, *, target=None) -> x_adv``; the result stays in the
 ε-ball (``norm`` "inf" or "l2") around ``x`` and in ``clip``. The model's own loss is used (see

@@ -157,6 +157,9 @@ class Attack:
         if (self.needs_labels or getattr(self, "early_exit", False)) and not objective.has_labels:
             raise ConfigError(f"{self.name}{' with early_exit' if not self.needs_labels else ''} needs the "
                               f"model's labels: give {type(model).__name__} a predict_labels(x) method")
+        if eager and objective.kind == "probabilities" and not self._compiled.get(model, {}).get("probabilities"):
+            self._check_probabilities(model, x)
+            self._compiled.setdefault(model, {})["probabilities"] = True
         if y is None:
             if not objective.has_labels:
                 raise ConfigError(f"{self.name}: pass y; {type(model).__name__} has no predict_labels(x) "
@@ -216,6 +219,14 @@ class Attack:
                                 f"[{values.min():.4g}, {values.max():.4g}] (set clip= to the model's input range)")
         return tf.cast(x, tf.float32) if x.dtype != tf.float32 else x
 
+    def _check_probabilities(self, model, x):
+        """A model without ``logits``/``output_kind = "logits"`` is read as giving probabilities:
+        refuse one that plainly does not, rather than attacking ln of its logits."""
+        p = np.asarray(model(x[:8], training=False), np.float64)
+        if p.ndim != 2 or p.min() < 0 or np.abs(p.sum(axis=1) - 1).max() > 1e-3:
+            raise ConfigError(f"{self.name}: {type(model).__name__} outputs are not class probabilities (rows must "
+                              f"be >= 0 and sum to 1); if it outputs logits, set model.output_kind = \"logits\"")
+
     def _check_labels(self, name, labels, x, model, objective, eager):
         labels = tf.convert_to_tensor(labels)
         if not labels.dtype.is_integer:
@@ -230,7 +241,10 @@ class Attack:
         if labels.shape[0] != x.shape[0]:
             raise DataError(f"{self.name}: {name} has {labels.shape[0]} entries for a batch of {x.shape[0]} inputs")
         if objective.has_scores and labels.shape.rank == 1:
-            classes = int(objective.scores(x[:1]).shape[-1])
+            cache = self._compiled.setdefault(model, {})
+            if "classes" not in cache:  # one forward pass per model, not per call
+                cache["classes"] = int(objective.scores(x[:1]).shape[-1])
+            classes = cache["classes"]
             values = labels.numpy()
             if values.min() < 0 or values.max() >= classes:
                 raise DataError(f"{self.name}: {name} must be class ids in 0..{classes - 1}, "
