@@ -61,6 +61,7 @@ setup(
         "zoo": [
             "attacks = zoo_plugins.attacks",
             "adversary_heads = zoo_plugins.adversary_heads",
+            "augmentations = zoo_plugins.augmentations",
         ],
     },
 )

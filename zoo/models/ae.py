@@ -36,7 +36,7 @@ class _AutoencoderTrainer(GenerativeTrainer):
     def objective(self, x, training=False):
         """Per example: ``loss`` = ‖x − x̂‖² (the seed's E before averaging) and ``mse`` per pixel."""
         x = tf.convert_to_tensor(x, tf.float32)
-        squared = tf.square(x - self(x, training=training))
+        squared = tf.square(x - tf.cast(self(x, training=training), tf.float32))  # float16 under mixed precision
         loss = tf.reduce_sum(tf.reshape(squared, (tf.shape(x)[0], -1)), axis=-1)
         return dict(loss=loss, mse=loss / float(self.pixels))
 
@@ -59,6 +59,7 @@ class _AutoencoderTrainer(GenerativeTrainer):
         with tf.GradientTape() as tape:
             terms = self.objective(x, training=True)
             loss = average_over_global_batch(terms["loss"])
+            loss = self.optimizer.scale_loss(loss)  # mixed precision: the LossScaleOptimizer's scale
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._report(terms)
@@ -79,7 +80,9 @@ class LinearAutoencoder(_AutoencoderTrainer, keras.Model):
     """
 
     def __init__(self, input_shape=(28, 28, 1), latent_dim=16, tied=False, seed=0, **kwargs):
-        super().__init__(**kwargs)
+        # float32 even under a mixed_float16 policy: a linear map gains nothing from float16, and
+        # settling on the PCA subspace needs float32 precision
+        super().__init__(**{"dtype": "float32", **kwargs})
         self.image_shape = tuple(int(d) for d in input_shape)
         self.latent_dim = int(latent_dim)
         self.tied = bool(tied)
@@ -107,6 +110,7 @@ class LinearAutoencoder(_AutoencoderTrainer, keras.Model):
 
     def encode(self, x, training=False):
         """z = U (x − u₀)."""
+        check_images(x, self.image_shape, "LinearAutoencoder")
         x = tf.reshape(tf.convert_to_tensor(x, tf.float32), (-1, self.pixels))
         return tf.matmul(x - self.offset, self.encoder_kernel)
 
@@ -151,6 +155,7 @@ class ConvAutoencoder(_AutoencoderTrainer, keras.Model):
 
     def encode(self, x, training=False):
         """z = f(x)."""
+        check_images(x, self.image_shape, "ConvAutoencoder")
         return self.encoder(x, training=training)
 
     def decode(self, z, training=False):
@@ -161,3 +166,38 @@ class ConvAutoencoder(_AutoencoderTrainer, keras.Model):
         config = super().get_config()
         config.update(input_shape=list(self.image_shape), latent_dim=self.latent_dim, filters=list(self.filters))
         return config
+
+
+def pca_comparison(model, x_train, x_test=None, top=8) -> dict:
+    """How close a :class:`LinearAutoencoder` is to PCA fitted to the same training images.
+
+    Returns the reconstruction MSE (per pixel) of the autoencoder and of the optimal rank-q PCA
+    projection on ``x_train`` (and ``x_test``), their ratio, and the angle in degrees between each of
+    the ``top`` principal directions and the decoder's subspace (0 when it lies inside it).
+    """
+    import numpy as np
+
+    flat = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+    mean = flat.mean(0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    q = model.latent_dim
+    top = min(int(top), q)
+    principal = vt[:q]
+
+    def pca_mse(x):
+        centred = np.asarray(x, np.float64).reshape(len(x), -1) - mean
+        return float(np.mean((centred - centred @ principal.T @ principal) ** 2))
+
+    def ae_mse(x):
+        x = np.asarray(x, np.float32)
+        return float(np.mean((np.asarray(model(x), np.float64) - x) ** 2))
+
+    basis, _ = np.linalg.qr(np.asarray(model.decoder_matrix(), np.float64).T)  # (p, q), orthonormal columns
+    cosines = np.clip(np.linalg.norm(basis.T @ vt[:top].T, axis=0), 0.0, 1.0)
+    angles = np.degrees(np.arccos(cosines))
+    result = dict(q=q, train_mse_ae=ae_mse(x_train), train_mse_pca=pca_mse(x_train),
+                  principal_angles_deg=[round(float(a), 3) for a in angles], max_angle_deg=float(angles.max()))
+    result["train_mse_ratio"] = result["train_mse_ae"] / result["train_mse_pca"]
+    if x_test is not None:
+        result.update(test_mse_ae=ae_mse(x_test), test_mse_pca=pca_mse(x_test))
+    return result

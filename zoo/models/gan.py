@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 from zoo.models.generative import (
     GenerativeTrainer,
     average_over_global_batch,
+    batch_noise,
     check_downsampling,
     check_images,
     conv_decoder,
@@ -36,6 +37,8 @@ G_LOSSES = ("non_saturating", "minimax")
 
 def _optimizer_like(optimizer, name, learning_rate=None, beta_1=None):
     """A fresh optimizer of ``optimizer``'s class and settings (the discriminator's)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed precision: D gets its own loss scale
+        return keras.optimizers.LossScaleOptimizer(_optimizer_like(optimizer.inner_optimizer, name, learning_rate, beta_1))
     config = dict(optimizer.get_config(), name=name)
     if learning_rate is not None:
         config["learning_rate"] = float(learning_rate)
@@ -55,7 +58,7 @@ def discriminator_features(discriminator, x, training=False):
     h = x
     for layer in discriminator.layers[:-1]:
         h = layer(h, training=training)
-    return h
+    return tf.cast(h, tf.float32)
 
 
 class _AdversarialTrainer(GenerativeTrainer):
@@ -65,7 +68,7 @@ class _AdversarialTrainer(GenerativeTrainer):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {G_LOSSES}, got {g_loss!r}")
         self.g_loss_kind = g_loss
-        _set_beta_1(self.optimizer, beta_1)
+        _set_beta_1(getattr(self.optimizer, "inner_optimizer", self.optimizer), beta_1)
         self.d_optimizer = _optimizer_like(self.optimizer, "d_optimizer", d_learning_rate, beta_1)
         return dict(d_learning_rate=d_learning_rate, beta_1=beta_1, g_loss=g_loss)
 
@@ -129,6 +132,7 @@ class DCGAN(_AdversarialTrainer, keras.Model):
 
     def call(self, x, training=False):
         """D(x): the probability that each image is real."""
+        check_images(x, self.image_shape, "DCGAN")
         return tf.sigmoid(self.discriminator(x, training=training))
 
     def generate(self, n, seed=None):
@@ -136,18 +140,18 @@ class DCGAN(_AdversarialTrainer, keras.Model):
         return self.generator(normal_noise((int(n), self.latent_dim), seed, self.seed_generator), training=False)
 
     def noise(self, batch):
-        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        return batch_noise("normal", (batch, self.latent_dim), self.seed_generator)
 
     # -- the two objectives (per example, shape (batch,)) ---------------------------------------
     def discriminator_objective(self, x, z, training=True):
         """D's cross-entropy: real images labelled 1, G(z) labelled 0."""
-        real_logits = self.discriminator(x, training=training)[:, 0]
-        fake_logits = self.discriminator(self.generator(z, training=training), training=training)[:, 0]
+        real_logits = tf.cast(self.discriminator(x, training=training)[:, 0], tf.float32)  # float32 losses under mixed precision
+        fake_logits = tf.cast(self.discriminator(self.generator(z, training=training), training=training)[:, 0], tf.float32)
         return dict(d_loss=tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits),
                     d_real=tf.sigmoid(real_logits), d_fake=tf.sigmoid(fake_logits))
 
     def generator_objective(self, z, training=True):
-        fake_logits = self.discriminator(self.generator(z, training=training), training=training)[:, 0]
+        fake_logits = tf.cast(self.discriminator(self.generator(z, training=training), training=training)[:, 0], tf.float32)
         return dict(g_loss=self.generator_adversarial_loss(fake_logits))
 
     def train_step(self, data):
@@ -156,11 +160,11 @@ class DCGAN(_AdversarialTrainer, keras.Model):
         d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
         with tf.GradientTape() as tape:
             d_terms = self.discriminator_objective(x, self.noise(batch))
-            d_loss = average_over_global_batch(d_terms["d_loss"])
+            d_loss = self.d_optimizer.scale_loss(average_over_global_batch(d_terms["d_loss"]))  # mixed precision
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
         with tf.GradientTape() as tape:
             g_terms = self.generator_objective(self.noise(batch))
-            g_loss = average_over_global_batch(g_terms["g_loss"])
+            g_loss = self.optimizer.scale_loss(average_over_global_batch(g_terms["g_loss"]))
         self.optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
         return self._report({**d_terms, **g_terms})
 
@@ -246,9 +250,9 @@ class VAEGAN(_AdversarialTrainer, keras.Model):
         target = vae.targets(x, training)
         posterior = vae.encode(target, training=training)
         if eps is None:
-            eps = keras.random.normal(tf.shape(posterior.mean()), seed=vae.seed_generator)
+            eps = batch_noise("normal", tf.shape(posterior.mean()), vae.seed_generator)
         if z_prior is None:
-            z_prior = keras.random.normal(tf.shape(posterior.mean()), seed=vae.seed_generator)
+            z_prior = batch_noise("normal", tf.shape(posterior.mean()), vae.seed_generator)
         z = posterior.mean() + posterior.stddev() * eps
         likelihood = vae.decode(z, training=training)
         reconstruction = -likelihood.log_prob(target)
@@ -256,9 +260,9 @@ class VAEGAN(_AdversarialTrainer, keras.Model):
         x_rec = likelihood.mean()
         x_prior = vae.decode(z_prior, training=training).mean()
         # D sees grey-level images on both sides: real x and the decoder's mean images.
-        real_logits = self.discriminator(x, training=training)[:, 0]
-        rec_logits = self.discriminator(x_rec, training=training)[:, 0]
-        prior_logits = self.discriminator(x_prior, training=training)[:, 0]
+        real_logits = tf.cast(self.discriminator(x, training=training)[:, 0], tf.float32)
+        rec_logits = tf.cast(self.discriminator(x_rec, training=training)[:, 0], tf.float32)
+        prior_logits = tf.cast(self.discriminator(x_prior, training=training)[:, 0], tf.float32)
         d_loss = tf.nn.softplus(-real_logits) + 0.5 * (tf.nn.softplus(rec_logits) + tf.nn.softplus(prior_logits))
         g_loss = 0.5 * (self.generator_adversarial_loss(rec_logits) + self.generator_adversarial_loss(prior_logits))
         terms = dict(reconstruction=reconstruction, kl=kl, elbo=-(reconstruction + kl),
@@ -280,6 +284,8 @@ class VAEGAN(_AdversarialTrainer, keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             terms = self.objective(x, training=True)
             losses = {k: average_over_global_batch(terms[k]) for k in ("encoder_loss", "decoder_loss", "d_loss")}
+            # mixed precision: each optimizer's loss scale on the losses it differentiates
+            losses = {k: (self.d_optimizer if k == "d_loss" else self.optimizer).scale_loss(v) for k, v in losses.items()}
         grads = tape.gradient(losses["encoder_loss"], enc) + tape.gradient(losses["decoder_loss"], dec)
         d_grads = tape.gradient(losses["d_loss"], disc)
         del tape

@@ -86,9 +86,28 @@ def average_over_global_batch(per_example):
 
 def check_images(x, image_shape, what):
     """Refuse a batch whose shape is not ``(batch, *image_shape)`` with a clear message."""
-    shape = tuple(x.shape)
+    shape = tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
     if len(shape) != 4 or tuple(shape[1:]) != tuple(image_shape):
         raise ValueError(f"{what}: expected images of shape (batch, {', '.join(map(str, image_shape))}), got {shape}")
+
+
+def batch_noise(kind, shape, seed_generator):
+    """``"normal"`` or ``"uniform"`` noise of ``shape`` for one replica's share of a batch.
+
+    Under ``tf.distribute`` every replica draws the noise of the whole global batch from the same
+    generator state and keeps its own rows, so N replicas see exactly the noise one replica would
+    (given the usual even split of the global batch) and train the same model.
+    """
+    draw = keras.random.normal if kind == "normal" else keras.random.uniform
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return draw(shape, seed=seed_generator)
+    shape = tf.unstack(tf.convert_to_tensor(shape, tf.int32))
+    rows = shape[0]
+    full = draw(tf.stack([rows * replicas, *shape[1:]]), seed=seed_generator)
+    start = rows * tf.cast(context.replica_id_in_sync_group, tf.int32)
+    return full[start:start + rows]
 
 
 def normal_noise(shape, seed, seed_generator):
@@ -162,8 +181,11 @@ class GenerativeTrainer:
                 config["learning_rate"] = keras.optimizers.schedules.CosineDecay(
                     float(config["learning_rate"]), int(cosine_decay_steps))
                 optimizer = type(optimizer).from_config(config)
-        keras_keys = {"loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-                      "steps_per_execution", "auto_scale_loss"}
+        # The model's own objective is the loss and its trackers are the metrics, so a Keras loss or
+        # metric (what the generic "supervised" recipe of a bare architecture passes) has no role.
+        for unused in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            kwargs.pop(unused, None)
+        keras_keys = {"run_eagerly", "steps_per_execution", "auto_scale_loss"}
         extras = {k: v for k, v in kwargs.items() if k not in keras_keys}
         keras.Model.compile(self, optimizer=optimizer, jit_compile=jit_compile,
                             **{k: v for k, v in kwargs.items() if k in keras_keys})
@@ -185,3 +207,34 @@ class GenerativeTrainer:
         from keras.saving import deserialize_keras_object
 
         self.compile(**deserialize_keras_object(config))
+
+
+def write_samples(model, png, n=64, seed=0) -> dict:
+    """Draw ``n`` samples of a generative model with ``seed`` and write them as a PNG grid."""
+    from zoo.errors import ConfigError
+    from zoo.viz import image_grid, save_png
+
+    images = sample_images(model, int(n), seed)
+    if images is None:
+        raise ConfigError(f"{type(model).__name__} cannot generate: only models with sample(n) or generate(n) "
+                          f"(vae, dcgan, vaegan) can; an autoencoder's grid comes from `zoo train --out`")
+    path = save_png(image_grid(images), png)
+    return dict(n=int(len(images)), png=str(path), pixel_mean=float(np.mean(images)))
+
+
+def demo_step(out, epochs=20, seed=0) -> dict:
+    """The generative part of ``zoo demo``: train ``vae-digits`` on the embedded digits into
+    ``out/vae-digits`` (sample grid per epoch) and write ``out/vae-digits/generated.png``.
+
+    Returns the test metrics (negative ELBO and IWAE bound in nats, classifier Fréchet distance,
+    confidence) plus ``png`` and ``seconds``.
+    """
+    import time
+
+    from zoo.training.fit import train
+
+    start = time.perf_counter()
+    run_dir = Path(out) / "vae-digits"
+    result = train("vae-digits", epochs=epochs, seed=seed, out=run_dir, verbose=0)
+    summary = write_samples(result.model, run_dir / "generated.png", 64, seed)
+    return dict(result.metrics, png=summary["png"], seconds=round(time.perf_counter() - start, 1))

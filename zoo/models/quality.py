@@ -65,6 +65,8 @@ def quality_classifier(dataset):
     digest.update(json.dumps(CLASSIFIER_RECIPE, sort_keys=True).encode())
     path = cache_dir() / "quality-classifier" / f"{dataset.name}-{digest.hexdigest()[:16]}.keras"
     if path.exists():
+        import zoo.models.convnet  # noqa: F401  (registers ConvNet for deserialisation)
+
         return keras.saving.load_model(path, compile=False)
     print(f"training the quality classifier for {dataset.name} (once; cached in {path})", flush=True)
     model = _train_classifier(x, y, dataset.info["input_shape"], dataset.info["num_classes"])

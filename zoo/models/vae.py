@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 from zoo.models.generative import (
     GenerativeTrainer,
     average_over_global_batch,
+    batch_noise,
     check_downsampling,
     check_images,
     conv_decoder,
@@ -91,13 +92,15 @@ class VAE(GenerativeTrainer, keras.Model):
 
     def encode(self, x, training=False):
         """q(z|x): a diagonal Gaussian ``tfd.MultivariateNormalDiag`` with batch shape ``(batch,)``."""
-        params = self.encoder(x, training=training)
+        check_images(x, self.image_shape, "VAE")
+        # distributions in float32 even under mixed precision (float16 log-densities lose too much)
+        params = tf.cast(self.encoder(x, training=training), tf.float32)
         loc, raw_scale = tf.split(params, 2, axis=-1)
         return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_SCALE)
 
     def decode(self, z, training=False):
         """p(x|z): independent Bernoulli or unit-variance Normal pixels, event shape = one image."""
-        out = self.decoder(z, training=training)
+        out = tf.cast(self.decoder(z, training=training), tf.float32)
         if self.likelihood == "bernoulli":
             pixels = tfd.Bernoulli(logits=out, dtype=tf.float32)
         else:
@@ -119,7 +122,7 @@ class VAE(GenerativeTrainer, keras.Model):
         if self.likelihood != "bernoulli" or self.binarize == "none":
             return x
         if training and self.binarize == "dynamic":
-            return tf.cast(keras.random.uniform(tf.shape(x), seed=self.seed_generator) < x, x.dtype)
+            return tf.cast(batch_noise("uniform", tf.shape(x), self.seed_generator) < x, x.dtype)
         return tf.cast(x > 0.5, x.dtype)
 
     def objective(self, x, training=False, eps=None):
@@ -131,7 +134,7 @@ class VAE(GenerativeTrainer, keras.Model):
         target = self.targets(x, training)
         posterior = self.encode(target, training=training)
         if eps is None:
-            eps = keras.random.normal(tf.shape(posterior.mean()), seed=self.seed_generator)
+            eps = batch_noise("normal", tf.shape(posterior.mean()), self.seed_generator)
         z = posterior.mean() + posterior.stddev() * eps  # reparameterised: gradients reach μ and σ
         reconstruction = -self.decode(z, training=training).log_prob(target)
         kl = tfd.kl_divergence(posterior, self.prior)
@@ -164,6 +167,7 @@ class VAE(GenerativeTrainer, keras.Model):
         with tf.GradientTape() as tape:
             terms = self.objective(x, training=True)
             loss = average_over_global_batch(terms["loss"])
+            loss = self.optimizer.scale_loss(loss)  # mixed precision: the LossScaleOptimizer's scale
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._report(terms)
