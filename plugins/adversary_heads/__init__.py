@@ -9,16 +9,21 @@ pools a sequence over its valid frames, and predicts a nuisance label (speaker, 
 as logits. The ``minimax`` train step trains heads to minimise E_adversary = −ln ŝ_true while the
 main net is trained to defeat them.
 
-Heads: ``mlp`` (pooling, ReLU hidden layers, logits) and ``linear`` (pooling, logits: multinomial
-logistic regression, the same family as the fixed speaker probe).
+Heads: ``mlp`` (pooling, ReLU hidden layers, logits), ``linear`` (pooling, logits: multinomial
+logistic regression, the same family as the fixed speaker probe) and ``centroid`` (no weights: a
+nearest-class-centroid classifier re-fitted from running means, so it cannot be fooled by an encoder
+that merely moves the nuisance away from where a trained head looks; fitted by ``fit_batch``) and
+``lda`` (the same with a running within-class covariance: linear discriminant analysis).
 """
 from zoo import hookimpl
 
 
 def _factory(kind):
     def make(**params):
-        from zoo_plugins.adversary_heads.heads import AdversaryHead
+        from zoo_plugins.adversary_heads.heads import AdversaryHead, CentroidHead
 
+        if kind in ("centroid", "lda"):
+            return CentroidHead(**params, whiten=kind == "lda")
         if kind == "linear":
             if params.get("hidden"):
                 raise ValueError("the linear head has no hidden layers; use 'mlp'")
@@ -32,4 +37,4 @@ def _factory(kind):
 
 @hookimpl
 def zoo_adversary_heads():
-    return {"mlp": _factory("mlp"), "linear": _factory("linear")}
+    return {kind: _factory(kind) for kind in ("mlp", "linear", "centroid", "lda")}

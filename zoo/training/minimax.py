@@ -19,9 +19,11 @@ chosen by ``step_params.form``:
 Remedies against a head that is merely fooled (the encoder permutes the nuisance rather than
 removing it) are step_params too: ``heads`` (several heads per layer), ``layers`` (heads on several
 hidden layers), ``adversary_steps``, ``reinit_every`` (heads re-initialised in a staggered cycle, so a
-fresh head keeps looking), and ``main_objective: confusion`` — the main net drives the heads towards
-the uniform distribution (cross-entropy to uniform, Tzeng et al. 2015 / Alvi et al. 2018) instead of
-maximising their error, which a permutation cannot satisfy.
+fresh head keeps looking), closed-form heads (with ``fit_batch``: ``centroid`` and ``lda`` keep running
+class statistics, re-fitted from the current features every step, so there are no weights to fool),
+and ``main_objective: confusion`` — the main net drives the heads towards the uniform distribution
+(cross-entropy to uniform, Tzeng et al. 2015 / Alvi et al. 2018) instead of maximising their error,
+which a permutation cannot satisfy.
 
 Data: batches ``(x, y)`` with ``y`` a dict holding the primary target and the nuisance label under
 ``step_params.nuisance`` (audio datasets: ``{"tokens", "speaker"}``; ``mnist_noise``: ``{"label",
@@ -42,6 +44,7 @@ from zoo.errors import ConfigError
 from zoo.training.steps import make_optimizer, register_step
 
 FORMS = ("minimax", "reversal")
+_ABSENT = -1e8  # logits at or below this mark a class a head cannot score for an example
 MAIN_OBJECTIVES = ("negative", "confusion")
 
 
@@ -119,14 +122,29 @@ class MinimaxTrainer(keras.layers.Layer):
             h, mask = hidden[layer]
             if reverse_scale is not None:
                 h = reverse_gradient(h, reverse_scale)
-            logits = head(h, mask=mask)
+            logits = tf.cast(head(h, mask=mask), tf.float32)  # float16 under mixed precision
             logits_all.append(logits)
-            losses.append(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nuisance, logits=logits))
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nuisance, logits=logits)
+            # a class a head marks absent (logit ≤ ABSENT) for an example carries no loss for it
+            own = tf.gather(logits, nuisance, batch_dims=1)
+            losses.append(tf.where(own > _ABSENT, ce, tf.zeros_like(ce)))
         return tf.add_n(losses) / len(losses), logits_all
 
+    def fit_closed_form(self, frozen, nuisance):
+        """The adversary step of heads fitted in closed form (``fit_batch``; e.g. the centroid head)."""
+        for head, layer in zip(self.heads, self.head_layers):
+            if hasattr(head, "fit_batch"):
+                h, mask = frozen[layer]
+                head.fit_batch(h, mask=mask, labels=nuisance)
+
     def confusion_terms(self, logits_all):
-        """Per-example cross-entropy between the uniform distribution and each head (mean over heads)."""
-        terms = [-tf.reduce_mean(tf.nn.log_softmax(l, -1), axis=-1) for l in logits_all]
+        """Per-example cross-entropy between the uniform distribution over the classes a head
+        considers (logit > ABSENT) and the head's prediction (mean over heads)."""
+        terms = []
+        for logits in logits_all:
+            present = tf.cast(logits > _ABSENT, logits.dtype)
+            logp = tf.nn.log_softmax(logits, -1)
+            terms.append(-tf.reduce_sum(present * logp, -1) / tf.maximum(tf.reduce_sum(present, -1), 1.0))
         return tf.add_n(terms) / len(terms)
 
     def _accuracy(self, logits_all, nuisance):
@@ -165,14 +183,17 @@ def make_train_step(model, trainer: MinimaxTrainer):
         layers = sorted(set(trainer.head_layers))
         with tf.GradientTape(persistent=True) as tape:
             primary, hidden, correct = _main_outputs(model, x, y, layers, True)
+            primary = tf.cast(primary, tf.float32)  # losses in float32 under mixed precision too
+            with tape.stop_recording():
+                frozen = {k: (tf.stop_gradient(h), m) for k, (h, m) in hidden.items()}
+                trainer.fit_closed_form(frozen, nuisance)
             if trainer.form == "reversal":
                 adversary, logits_all = trainer.adversary_terms(hidden, nuisance, reverse_scale=lam)
                 # heads: ∂E_adversary; main net (through the reversal layer): ∂E_primary − λ·∂E_adversary
                 total = tf.nn.compute_average_loss(primary) + tf.nn.compute_average_loss(adversary)
             else:
                 with tape.stop_recording():
-                    frozen = {k: (tf.stop_gradient(h), m) for k, (h, m) in hidden.items()}
-                    for _ in range(trainer.adversary_steps):
+                    for _ in range(trainer.adversary_steps if trainer.head_variables else 0):
                         with tf.GradientTape() as adv_tape:
                             adv_loss, _ = trainer.adversary_terms(frozen, nuisance)
                             scaled = tf.nn.compute_average_loss(adv_loss)
@@ -184,12 +205,16 @@ def make_train_step(model, trainer: MinimaxTrainer):
                 else:
                     main_adv = adversary
                 total = tf.nn.compute_average_loss(primary) - lam * tf.nn.compute_average_loss(main_adv)
+            # mixed precision: the main optimizer's loss scale (identity for a plain optimizer)
+            scaled_total = model.optimizer.scale_loss(total)
         if trainer.form == "reversal":
-            grads = tape.gradient(total, main_variables + trainer.head_variables)
-            model.optimizer.apply_gradients(zip(grads[: len(main_variables)], main_variables))
-            model.adversary_optimizer.apply_gradients(zip(grads[len(main_variables):], trainer.head_variables))
+            grads = tape.gradient(scaled_total, main_variables)
+            model.optimizer.apply_gradients(zip(grads, main_variables))
+            if trainer.head_variables:
+                head_grads = tape.gradient(total, trainer.head_variables)
+                model.adversary_optimizer.apply_gradients(zip(head_grads, trainer.head_variables))
         else:
-            grads = tape.gradient(total, main_variables)
+            grads = tape.gradient(scaled_total, main_variables)
             model.optimizer.apply_gradients(zip(grads, main_variables))
         del tape
         trainer.iterations.assign_add(1)
