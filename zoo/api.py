@@ -91,7 +91,7 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
     if compile:
         compile_model(model, recipe or (preset.train if preset else TrainRecipe()))
     if weights is not None:
-        if model.optimizer is not None and not model.optimizer.built:
+        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:  # none when compile=False
             model.optimizer.build(model.trainable_variables)  # so the saved optimizer state loads too
         model.load_weights(str(Path(weights) / WEIGHTS_FILE))
     return model

@@ -93,22 +93,45 @@ def replica_slices(dataset_fn, global_batch_size: int, strategy):
     return strategy.distribute_datasets_from_function(per_worker)
 
 
+def global_logs(model, strategy, per_replica_logs) -> dict:
+    """The logs of a ``strategy.run`` step as one process would report them.
+
+    Keras metric state is synchronised on read (``ON_READ``, summed), so a metric's ``result()`` read
+    here, in cross-replica context, covers the whole global batch; a value that is no metric of the
+    model falls back to the mean over replicas.
+    """
+    import tensorflow as tf
+
+    results = {}
+    for metric in model.metrics:
+        value = metric.result()
+        results.update(value if isinstance(value, dict) else {metric.name: value})
+    return {key: results[key] if key in results else strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            for key, value in per_replica_logs.items()}
+
+
 def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strategy, initial_epoch: int = 0,
                callbacks=(), verbose: bool = True) -> dict:
     """Train with ``strategy.run(model.train_step)`` (the path for ``MultiWorkerMirroredStrategy``).
 
-    ``dataset_fn()`` returns the global, batched, seeded ``tf.data`` pipeline (batches of
-    ``global_batch_size``, remainder dropped). Returns the history ``{metric: [per epoch]}``.
+    ``dataset_fn()`` returns the global, batched, seeded ``tf.data`` pipeline; batches smaller than
+    ``global_batch_size`` are dropped (every replica must get an equal share). Callbacks receive
+    ``on_train_batch_end`` and ``on_epoch_end`` as under ``fit``. Returns ``{metric: [per epoch]}``.
     """
     import tensorflow as tf
 
-    dist = replica_slices(dataset_fn, global_batch_size, strategy)
+    def full_batches():
+        def full(*batch):
+            return tf.equal(tf.shape(tf.nest.flatten(batch)[0])[0], global_batch_size)
+
+        return dataset_fn().filter(full)
+
+    dist = replica_slices(full_batches, global_batch_size, strategy)
+    train_step = tf.function(model.train_step, jit_compile=bool(getattr(model, "jit_compile", False)))
 
     @tf.function
     def step(batch):
-        logs = strategy.run(model.train_step, args=(batch,))
-        # Keras metrics are synchronised on read: every replica reports the same, unscaled values.
-        return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], logs)
+        return global_logs(model, strategy, strategy.run(train_step, args=(batch,)))
 
     history: dict = {}
     for callback in callbacks:
@@ -117,8 +140,10 @@ def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strate
         for metric in model.metrics:
             metric.reset_state()
         logs = {}
-        for batch in dist:
+        for index, batch in enumerate(dist):
             logs = step(batch)
+            for callback in callbacks:
+                callback.on_train_batch_end(index, logs)
         logs = {k: float(v) for k, v in logs.items()}
         for key, value in logs.items():
             history.setdefault(key, []).append(value)

@@ -52,6 +52,7 @@ def train(
     cpu_replicas: int | None = None,
     mixed_precision: bool = False,
     jit_compile: bool = False,
+    callbacks=(),
 ) -> TrainResult:
     """Train the preset (or architecture) ``name``; with ``out``, checkpoint every epoch and resume.
 
@@ -63,6 +64,7 @@ def train(
     ``multiworker`` (``TF_CONFIG``; only the chief writes to ``out``, which every worker must be able
     to read to resume). ``batch_size`` is the global batch. ``mixed_precision`` uses the
     ``mixed_float16`` policy (with loss scaling); ``jit_compile`` compiles the train step with XLA.
+    ``callbacks`` are further Keras callbacks for the training loop.
     """
     import keras
 
@@ -100,9 +102,10 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if jit_compile:
+        _check_jit(dist)
         model.jit_compile = True
 
-    callbacks, initial_epoch, history = [], 0, {}
+    callbacks, initial_epoch, history = list(callbacks), 0, {}
     out = Path(out) if out is not None else None
     if out is not None:
         if chief:
@@ -119,15 +122,18 @@ def train(
     try:
         if initial_epoch < recipe.epochs and multiworker:
             new = custom_fit(
-                model, lambda: data.pipeline("train", recipe.batch_size, seed=seed, drop_remainder=True),
+                model, lambda: data.pipeline("train", recipe.batch_size, seed=seed),
                 epochs=recipe.epochs, global_batch_size=recipe.batch_size, strategy=dist,
                 initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose != 0,
             )
             for key, values in new.items():
                 history.setdefault(key, []).extend(values)
         elif initial_epoch < recipe.epochs:
+            train_data, steps_per_epoch = _epoch_stream(data.pipeline("train", recipe.batch_size, seed=seed),
+                                                        initial_epoch)
             fit = model.fit(
-                data.pipeline("train", recipe.batch_size, seed=seed),
+                train_data,
+                steps_per_epoch=steps_per_epoch,
                 epochs=recipe.epochs,
                 initial_epoch=initial_epoch,
                 validation_data=data.pipeline("test", 256) if spec.evaluate is None else None,
@@ -144,6 +150,28 @@ def train(
         atomic_save_weights(model, out / WEIGHTS_FILE)
         atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2))
     return TrainResult(model, metrics, history, out, initial_epoch)
+
+
+def _epoch_stream(dataset, initial_epoch: int):
+    """``(dataset, steps per epoch)``: all epochs as one stream of batches, so that a run resumed
+    after epoch k skips exactly the batches of epochs 1..k and then sees the same reshuffled batches
+    as an uninterrupted run (a fresh pipeline would start again from the first epoch's shuffle).
+    A pipeline of unknown length is returned as it is (``None`` steps: one pass per epoch)."""
+    steps = int(dataset.cardinality())
+    if steps <= 0:
+        return dataset, None
+    return dataset.repeat().skip(initial_epoch * steps), steps
+
+
+def _check_jit(strategy) -> None:
+    """XLA on CPU compiles every replica for one device, so logical CPU replicas cannot use it."""
+    import tensorflow as tf
+
+    if strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise ConfigError(
+            "--jit-compile with several replicas needs GPUs: XLA compiles for CPU:0 while replica 1's "
+            "variables live on CPU:1 (tensorflow.org/xla/known_issues); drop --jit-compile or the CPU replicas"
+        )
 
 
 def _prepare_out(out: Path, run: dict, model) -> tuple[int, dict]:
