@@ -29,7 +29,38 @@ def classifier_step(out: Path) -> dict:
     return {"convnet_digits_accuracy": result.metrics["accuracy"]}
 
 
-DEMO_STEPS = [classifier_step]
+def attack_step(out: Path) -> dict:
+    """Break the ConvNet of the first step with PGD and draw the seed's panel of a few examples."""
+    from zoo import get_attack, load
+    from zoo.cli.attack_cmd import PANEL_EXAMPLES, _save_panel
+    from zoo.data import load_dataset
+    from zoo.training.adversarial import attack_report
+
+    print("== PGD against that ConvNet (eps 0.2, 20 steps) ==", flush=True)
+    model = load("convnet-digits", weights=out / "convnet-digits")
+    x, y = load_dataset("digits").arrays("test")
+    metrics, x_adv = attack_report(model, get_attack("pgd", eps=0.2, steps=20, step_size=0.02), x, y)
+    _save_panel(out / "convnet-digits" / "pgd-panel.png", model, x[:PANEL_EXAMPLES], x_adv[:PANEL_EXAMPLES])
+    return {"convnet_digits_pgd_accuracy": metrics["adv_accuracy"]}
+
+
+def generative_step(out: Path) -> dict:
+    """A VAE on the same digits, with a grid of its samples."""
+    from zoo.models.generative import demo_step
+
+    print("== VAE on the embedded digits (vae-digits) ==", flush=True)
+    metrics = demo_step(out)
+    return {"vae_digits_nll_elbo": metrics["nll_elbo"], "vae_digits_fid": metrics["fid"]}
+
+
+def speech_step(out: Path) -> dict:
+    """Listen, Attend and Spell on generated tone "speech"."""
+    from zoo.models.las import demo_step
+
+    return demo_step(out)
+
+
+DEMO_STEPS = [classifier_step, attack_step, generative_step, speech_step]
 
 
 def add_parser(sub):
