@@ -1,6 +1,5 @@
 """The `zoo` command: train/evaluate with --json, resume after SIGTERM, clear errors."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo.data.audio import SAMPLE_RATE, write_wav
+from zoo.data.audio import write_wav
 
 TINY = dict(num_mels=16, listener_layers=2, listener_units=8, speller_units=16, embedding_dim=8,
             attention_dim=8, max_output_length=8)

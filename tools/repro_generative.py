@@ -29,7 +29,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("linear_ae", "vae", "dcgan", "vaegan", "noise")

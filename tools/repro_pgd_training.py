@@ -48,7 +48,6 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "pgd_training.json"))
     args = parser.parse_args(argv)
 
-    import numpy as np
     import tensorflow as tf
 
     from zoo import get_attack, load

@@ -12,12 +12,10 @@ import tensorflow as tf
 
 from zoo.models.generative import (
     GenerativeTrainer,
-    average_over_global_batch,
     check_downsampling,
     check_images,
     conv_decoder,
     conv_encoder,
-    images_of,
 )
 
 
@@ -44,28 +42,6 @@ class _AutoencoderTrainer(GenerativeTrainer):
     def pixels(self):
         h, w, c = self.image_shape
         return h * w * c
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _report(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def train_step(self, data):
-        x = images_of(data)
-        with tf.GradientTape() as tape:
-            terms = self.objective(x, training=True)
-            loss = average_over_global_batch(terms["loss"])
-            loss = self.optimizer.scale_loss(loss)  # mixed precision: the LossScaleOptimizer's scale
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._report(terms)
-
-    def test_step(self, data):
-        return self._report(self.objective(images_of(data), training=False))
 
 
 @keras.saving.register_keras_serializable(package="zoo")

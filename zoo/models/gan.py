@@ -78,15 +78,6 @@ class _AdversarialTrainer(GenerativeTrainer):
             return -tf.nn.softplus(fake_logits)  # −H(0‖D(G(z))) = ln(1 − D(G(z))): G maximises D's cross-entropy
         return tf.nn.softplus(-fake_logits)  # −ln D(G(z))
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _report(self, terms):
-        for name, tracker in self.trackers.items():
-            if name in terms:
-                tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
 
 @keras.saving.register_keras_serializable(package="zoo")

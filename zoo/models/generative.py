@@ -195,6 +195,33 @@ class GenerativeTrainer:
             if not opt.built:
                 opt.build(variables)
 
+    @property
+    def metrics(self):
+        """The family's ``trackers`` (a dict name -> ``keras.metrics.Mean``), so ``fit`` resets them."""
+        return list(self.trackers.values())
+
+    def _report(self, terms):
+        """Update the trackers with the per-example ``terms`` of one step; return their means."""
+        for name, tracker in self.trackers.items():
+            if name in terms:
+                tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        """One optimizer step on ``objective(x)["loss"]`` (per example), averaged over the global batch;
+        two-player families (DCGAN, VAE-GAN) override it."""
+        x = images_of(data)
+        with tf.GradientTape() as tape:
+            terms = self.objective(x, training=True)
+            loss = average_over_global_batch(terms["loss"])
+            loss = self.optimizer.scale_loss(loss)  # mixed precision: the LossScaleOptimizer's scale
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._report(terms)
+
+    def test_step(self, data):
+        return self._report(self.objective(images_of(data), training=False))
+
     def compile_extras(self, **extras):
         if extras:
             raise TypeError(f"{type(self).__name__}.compile() got unexpected arguments {sorted(extras)}")

@@ -17,13 +17,11 @@ import tensorflow_probability as tfp
 
 from zoo.models.generative import (
     GenerativeTrainer,
-    average_over_global_batch,
     batch_noise,
     check_downsampling,
     check_images,
     conv_decoder,
     conv_encoder,
-    images_of,
     normal_noise,
 )
 
@@ -152,28 +150,6 @@ class VAE(GenerativeTrainer, keras.Model):
         log_lik = tf.reshape(self.decode(flat).log_prob(repeated), (int(k), -1))
         log_w = log_lik + self.prior.log_prob(z) - posterior.log_prob(z)
         return tf.reduce_logsumexp(log_w, axis=0) - math.log(int(k))
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _report(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def train_step(self, data):
-        x = images_of(data)
-        with tf.GradientTape() as tape:
-            terms = self.objective(x, training=True)
-            loss = average_over_global_batch(terms["loss"])
-            loss = self.optimizer.scale_loss(loss)  # mixed precision: the LossScaleOptimizer's scale
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._report(terms)
-
-    def test_step(self, data):
-        return self._report(self.objective(images_of(data), training=False))
 
     def get_config(self):
         config = super().get_config()
