@@ -25,6 +25,8 @@ from zoo.data import load_dataset  # noqa: E402
 from zoo.distribute import custom_fit, make_strategy  # noqa: E402
 from zoo.registry import TrainRecipe  # noqa: E402
 
+from distributed_steps import StepLogs  # noqa: E402  (this script runs with tests/ on sys.path)
+
 GLOBAL_BATCH, STEPS, SEED = 16, 4, 0
 CONVNET = dict(input_shape=(8, 8, 1), num_classes=10, filters=(4, 8), dense=(16,), dropout=0.0)
 
@@ -33,15 +35,6 @@ def dataset():
     x, y = load_dataset("digits").arrays("train")
     n = GLOBAL_BATCH * STEPS
     return tf.data.Dataset.from_tensor_slices((x[:n], y[:n])).shuffle(n, seed=SEED).batch(GLOBAL_BATCH)
-
-
-class StepLogs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.steps = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps.append({k: float(v) for k, v in (logs or {}).items()})
 
 
 def main(mode, out):
