@@ -34,6 +34,7 @@ def test_every_preset_resolves_to_a_known_architecture():
         ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {learning_rate: -1}\n", "train.learning_rate"),
         ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    metadata: {metrics: accuracy}\n", "metadata.metrics"),
         ("presets:\n  tiny: [1, 2]\n", "<entry>"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {lr_schedule: step}\n", "train.lr_schedule"),
     ],
 )
 def test_broken_entry_names_file_preset_and_field(tmp_path, text, field):
@@ -74,3 +75,29 @@ def test_broken_registry_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
     assert main(["info", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "preset 'tiny'" in err and "'architecture'" in err
+
+
+def test_cosine_schedule_follows_the_epoch_index_and_a_resumed_run_continues_it(tmp_path, monkeypatch):
+    import math
+
+    import keras
+
+    from zoo.training.fit import train
+
+    path = tmp_path / "registry.yaml"
+    path.write_text(GOOD_ENTRY.replace("train: {epochs: 1,", "train: {learning_rate: 0.01, lr_schedule: cosine, epochs: 4,"))
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:  # after the checkpoint of epoch 2
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny", out=tmp_path / "run", verbose=0, callbacks=[Interrupt()])
+    resumed = train("tiny", out=tmp_path / "run", verbose=0)
+    assert resumed.initial_epoch == 2
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert resumed.history["learning_rate"] == pytest.approx(expected)
+    assert len(resumed.history["loss"]) == 4  # the resumed epochs once, after the restored ones
+    assert float(resumed.model.optimizer.learning_rate) == pytest.approx(expected[-1])

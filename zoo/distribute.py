@@ -116,7 +116,7 @@ def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strate
 
     ``dataset_fn()`` returns the global, batched, seeded ``tf.data`` pipeline; batches smaller than
     ``global_batch_size`` are dropped (every replica must get an equal share). Callbacks receive
-    ``on_train_batch_end`` and ``on_epoch_end`` as under ``fit``. Returns ``{metric: [per epoch]}``.
+    ``on_epoch_begin``, ``on_train_batch_end`` and ``on_epoch_end`` as under ``fit``. Returns ``{metric: [per epoch]}``.
     """
     import tensorflow as tf
 
@@ -139,6 +139,8 @@ def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strate
     for epoch in range(initial_epoch, epochs):
         for metric in model.metrics:
             metric.reset_state()
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
         logs = {}
         for index, batch in enumerate(dist):
             logs = step(batch)

@@ -29,6 +29,10 @@ class TrainRecipe:
     batch_size: int = 64
     step: str = "supervised"
     step_params: dict = dataclasses.field(default_factory=dict)
+    lr_schedule: str = "constant"
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +117,8 @@ def _parse_preset(path: str, name: Any, entry: Any) -> Preset:
             fail(f"train.{key}", f"expected a positive number, got {value!r}")
         if key in ("optimizer", "step") and not (isinstance(value, str) and value):
             fail(f"train.{key}", f"expected a non-empty string, got {value!r}")
+        if key == "lr_schedule" and value not in LR_SCHEDULES:
+            fail(f"train.{key}", f"expected one of {list(LR_SCHEDULES)}, got {value!r}")
         if key == "step_params" and not isinstance(value, dict):
             fail(f"train.{key}", "expected a mapping")
     return Preset(

@@ -46,7 +46,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory, history=None):
         super().__init__()
         self.directory = Path(directory)
-        self.history = dict(history or {})
+        # own lists: appending to the caller's would count every resumed epoch twice in its history
+        self.history = {key: list(values) for key, values in (history or {}).items()}
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import signal
 from pathlib import Path
 
@@ -105,7 +106,8 @@ def train(
         _check_jit(dist)
         model.jit_compile = True
 
-    callbacks, initial_epoch, history = list(callbacks), 0, {}
+    # the schedule first: it adds the epoch's learning rate to the logs the checkpoint records
+    callbacks, initial_epoch, history = [*schedule_callbacks(recipe), *callbacks], 0, {}
     out = Path(out) if out is not None else None
     if out is not None:
         if chief:
@@ -150,6 +152,18 @@ def train(
         atomic_save_weights(model, out / WEIGHTS_FILE)
         atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2))
     return TrainResult(model, metrics, history, out, initial_epoch)
+
+
+def schedule_callbacks(recipe) -> list:
+    """The recipe's learning-rate schedule as Keras callbacks (none for ``constant``). Cosine decay
+    is a function of the epoch index alone, so a resumed run continues the same curve."""
+    import keras
+
+    if recipe.lr_schedule == "constant":
+        return []
+    lr, epochs = recipe.learning_rate, recipe.epochs
+    return [keras.callbacks.LearningRateScheduler(
+        lambda epoch, _lr=None: float(lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))))]
 
 
 def _epoch_stream(dataset, initial_epoch: int):
