@@ -51,6 +51,32 @@ def test_mfcc_features_shape():
     assert feats.shape[-1] == 13 and np.all(np.isfinite(feats.numpy()))
 
 
+def test_spec_augment_masks_bands_and_spans_only_while_training():
+    from zoo import load
+    from zoo.data.audio import pad_batch
+
+    las = load("las", compile=False, **TINY, freq_masks=2, freq_mask_width=3, time_masks=2, time_mask_width=4)
+    x = pad_batch(waves([1500, 4000]))
+    feats, mask = las.features(x)
+    valid = mask.numpy().sum(1)
+    f = feats.numpy()
+    bands, spans = [], []
+    for _ in range(10):
+        out = las._spec_augment(feats, mask).numpy()
+        for row, n in enumerate(valid):
+            zeroed = (out[row, :n] == 0) & (f[row, :n] != 0)
+            bands.append(zeroed.all(axis=0).sum())  # channels zero at every valid frame
+            spans.append(zeroed.all(axis=1).sum())  # frames zero in every channel
+            np.testing.assert_array_equal(out[row, :n][~zeroed], f[row, :n][~zeroed])
+            assert np.all(out[row, n:] == 0)
+    assert 0 < max(bands) <= 2 * 3 and 0 < max(spans) <= 2 * 4  # widths are drawn from 0..width
+    np.testing.assert_array_equal(las.listen(x)[0], las.listen(x)[0])  # inference never masks
+    assert not np.array_equal(las.listen(x, training=True)[0], las.listen(x)[0])
+    plain = load("las", compile=False, **TINY)
+    np.testing.assert_array_equal(plain._spec_augment(feats, mask), f)
+    assert las.get_config()["freq_masks"] == 2
+
+
 def test_beam_one_equals_greedy_and_wider_beams_score_at_least_as_well(las):
     import tensorflow as tf
 

@@ -40,6 +40,9 @@ class LAS(keras.Model):
         scheduled_sampling: probability of feeding the model's own previous prediction instead of the
             true character while training (0 = pure teacher forcing).
         dropout: dropout on the listener outputs and the speller's output layer while training.
+        freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019)
+            while training — that many bands of up to ``freq_mask_width`` feature channels and spans
+            of up to ``time_mask_width`` frames (within each utterance) set to the normalised mean, 0.
     """
 
     family = "las"
@@ -47,7 +50,8 @@ class LAS(keras.Model):
     def __init__(self, sample_rate=8000, frame_length=256, frame_step=128, fft_length=256, num_mels=40,
                  features="logmel", num_mfcc=13, listener_layers=2, listener_units=128, speller_units=256,
                  embedding_dim=32, attention_dim=128, max_output_length=40, beam_width=1,
-                 scheduled_sampling=0.0, dropout=0.0, **kwargs):
+                 scheduled_sampling=0.0, dropout=0.0, freq_masks=0, freq_mask_width=8, time_masks=0,
+                 time_mask_width=10, **kwargs):
         super().__init__(**kwargs)
         if features not in ("logmel", "mfcc"):
             raise ValueError(f"features must be 'logmel' or 'mfcc', got {features!r}")
@@ -62,6 +66,10 @@ class LAS(keras.Model):
         self.speller_units, self.embedding_dim, self.attention_dim = int(speller_units), int(embedding_dim), int(attention_dim)
         self.max_output_length, self.beam_width = int(max_output_length), int(beam_width)
         self.scheduled_sampling, self.dropout_rate = float(scheduled_sampling), float(dropout)
+        if min(freq_masks, freq_mask_width, time_masks, time_mask_width) < 0:
+            raise ValueError("SpecAugment mask counts and widths must be >= 0")
+        self.freq_masks, self.freq_mask_width = int(freq_masks), int(freq_mask_width)
+        self.time_masks, self.time_mask_width = int(time_masks), int(time_mask_width)
         self.vocab_size = len(VOCABULARY)
         self.feature_dim = self.num_mfcc if features == "mfcc" else self.num_mels
         self.mel_matrix = tf.constant(tf.signal.linear_to_mel_weight_matrix(
@@ -135,6 +143,8 @@ class LAS(keras.Model):
     def listen(self, waveforms, training=False, return_all=False):
         """Listener outputs ``(h (batch, time, encoder_dim), mask)``; ``return_all``: every layer."""
         h, mask = self.features(waveforms)
+        if training:
+            h = self._spec_augment(h, mask)
         layers = {"features": (h, mask)}
         for i, layer in enumerate(self.listener):
             h, mask = _stack_pairs(h, mask)
@@ -144,6 +154,22 @@ class LAS(keras.Model):
         h = self.listener_dropout(h, training=training)
         layers["listener"] = (h, mask)
         return layers if return_all else (h, mask)
+
+    def _spec_augment(self, feats, mask):
+        """Zero random frequency bands and time spans of each utterance (no-op without masks)."""
+        batch, frames = tf.shape(feats)[0], tf.shape(feats)[1]
+        valid = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+        keep = tf.ones_like(feats)
+        for count, width, size, axis in ((self.freq_masks, self.freq_mask_width, self.feature_dim, 2),
+                                         (self.time_masks, self.time_mask_width, None, 1)):
+            for _ in range(count):
+                limit = valid if size is None else tf.fill([batch, 1], size)
+                w = tf.minimum(tf.random.uniform([batch, 1], 0, width + 1, tf.int32), limit)
+                start = tf.cast(tf.random.uniform([batch, 1]) * tf.cast(limit - w + 1, tf.float32), tf.int32)
+                positions = tf.range(frames if size is None else size)[None, :]
+                band = tf.cast((positions >= start) & (positions < start + w), feats.dtype)
+                keep *= 1.0 - (band[:, :, None] if axis == 1 else band[:, None, :])
+        return feats * keep
 
     # -- speller -----------------------------------------------------------------------------
     def _attend(self, state_h, keys, memory, mask):
@@ -397,6 +423,8 @@ class LAS(keras.Model):
             speller_units=self.speller_units, embedding_dim=self.embedding_dim, attention_dim=self.attention_dim,
             max_output_length=self.max_output_length, beam_width=self.beam_width,
             scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
+            freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width, time_masks=self.time_masks,
+            time_mask_width=self.time_mask_width,
         )
         return config
 
