@@ -140,6 +140,7 @@ def run(name, *, data_dir, heldout=False, epochs=None, eval_every=2, seed=0, out
     from zoo.data import load_dataset
     from zoo.models.las import evaluate_las
     from zoo.training.checkpoint import atomic_save_weights, atomic_write_text
+    from zoo.training.fit import schedule_callbacks
 
     spec, preset = resolve(name)
     recipe = preset.train
@@ -158,7 +159,7 @@ def run(name, *, data_dir, heldout=False, epochs=None, eval_every=2, seed=0, out
     clock = Clock()
     curve = CerCurve(data, eval_every, clock)
     model.fit(data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs,
-              callbacks=[curve.callback], verbose=2)
+              callbacks=[*schedule_callbacks(recipe), curve.callback], verbose=2)
     train_wall, train_cpu = clock.wall, clock.cpu
     run_name = name + ("@heldout" if heldout else "") + (f"<-{Path(init_from).name}" if init_from else "")
     out = out_root / run_name.replace("@", "_").replace("<-", "_from_")
