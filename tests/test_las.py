@@ -51,6 +51,24 @@ def test_mfcc_features_shape():
     assert feats.shape[-1] == 13 and np.all(np.isfinite(feats.numpy()))
 
 
+def test_utterance_normalisation_keeps_the_spectral_shape():
+    from zoo import load
+    from zoo.data.audio import pad_batch
+
+    x = pad_batch(waves([1500, 4000]))
+    channel = load("las", compile=False, **TINY)
+    utterance = load("las", compile=False, **TINY, feature_norm="utterance")
+    (a, mask), (b, _) = channel.features(x), utterance.features(x)
+    n = int(mask.numpy()[1].sum())
+    np.testing.assert_allclose(a.numpy()[1, :n].mean(0), 0, atol=1e-4)  # every channel centred
+    valid = b.numpy()[1, :n]
+    assert abs(valid.mean()) < 1e-4 and abs(valid.std() - 1) < 1e-2  # one mean and scale ...
+    assert np.abs(valid.mean(0)).max() > 0.1  # ... so channels keep their relative levels
+    assert utterance.get_config()["feature_norm"] == "utterance"
+    with pytest.raises(ValueError, match="feature_norm"):
+        load("las", compile=False, **TINY, feature_norm="speaker")
+
+
 def test_spec_augment_masks_bands_and_spans_only_while_training():
     from zoo import load
     from zoo.data.audio import pad_batch

@@ -94,7 +94,7 @@ def zoo_models():
                  features="logmel", num_mfcc=13, listener_layers=2, listener_units=128, speller_units=256,
                  embedding_dim=32, attention_dim=128, max_output_length=40, beam_width=1,
                  scheduled_sampling=0.0, dropout=0.0, freq_masks=0, freq_mask_width=8, time_masks=0,
-                 time_mask_width=10),
+                 time_mask_width=10, feature_norm="channel"),
             "Listen, Attend and Spell: log-mel features, pyramidal BiLSTM listener, attention LSTM speller",
             family="las",
             evaluate=evaluate_las,

@@ -39,6 +39,8 @@ class LAS(keras.Model):
         beam_width: beam used by ``transcribe`` (1 = greedy).
         scheduled_sampling: probability of feeding the model's own previous prediction instead of the
             true character while training (0 = pure teacher forcing).
+        feature_norm: per-utterance feature normalisation: ``"channel"`` (mean and variance of every
+            channel) or ``"utterance"`` (one mean and variance over all channels).
         dropout: dropout on the listener outputs and the speller's output layer while training.
         freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019)
             while training — that many bands of up to ``freq_mask_width`` feature channels and spans
@@ -51,8 +53,11 @@ class LAS(keras.Model):
                  features="logmel", num_mfcc=13, listener_layers=2, listener_units=128, speller_units=256,
                  embedding_dim=32, attention_dim=128, max_output_length=40, beam_width=1,
                  scheduled_sampling=0.0, dropout=0.0, freq_masks=0, freq_mask_width=8, time_masks=0,
-                 time_mask_width=10, **kwargs):
+                 time_mask_width=10, feature_norm="channel", **kwargs):
         super().__init__(**kwargs)
+        if feature_norm not in ("channel", "utterance"):
+            raise ValueError(f"feature_norm must be 'channel' or 'utterance', got {feature_norm!r}")
+        self.feature_norm = feature_norm
         if features not in ("logmel", "mfcc"):
             raise ValueError(f"features must be 'logmel' or 'mfcc', got {features!r}")
         if listener_layers < 1 or beam_width < 1 or max_output_length < 1:
@@ -132,11 +137,14 @@ class LAS(keras.Model):
             feats = tf.signal.mfccs_from_log_mel_spectrograms(feats)[..., : self.num_mfcc]
         frames = tf.maximum(1, (lengths + self.frame_step - 1) // self.frame_step)
         mask = tf.sequence_mask(frames, tf.shape(feats)[1])
-        # per-utterance mean and variance normalisation over the valid frames
+        # per-utterance mean and variance normalisation over the valid frames: per channel, or one
+        # mean and variance for all channels, which keeps the spectral shape a one-word utterance's
+        # own per-channel mean would largely subtract
         m = tf.cast(mask, feats.dtype)[..., None]
-        count = tf.reduce_sum(m, axis=1, keepdims=True)
-        mean = tf.reduce_sum(feats * m, axis=1, keepdims=True) / count
-        var = tf.reduce_sum(tf.square(feats - mean) * m, axis=1, keepdims=True) / count
+        axes = [1] if self.feature_norm == "channel" else [1, 2]
+        count = tf.reduce_sum(m, axis=1, keepdims=True) * (1.0 if self.feature_norm == "channel" else self.feature_dim)
+        mean = tf.reduce_sum(feats * m, axis=axes, keepdims=True) / count
+        var = tf.reduce_sum(tf.square(feats - mean) * m, axis=axes, keepdims=True) / count
         feats = (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
         return feats, mask
 
@@ -424,7 +432,7 @@ class LAS(keras.Model):
             max_output_length=self.max_output_length, beam_width=self.beam_width,
             scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
             freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width, time_masks=self.time_masks,
-            time_mask_width=self.time_mask_width,
+            time_mask_width=self.time_mask_width, feature_norm=self.feature_norm,
         )
         return config
 
