@@ -343,6 +343,33 @@ def test_restarts_and_early_exit_need_labels(data):
         get_attack("pgd", early_exit=True)(LossOnly(), x, y)
 
 
+def test_chunked_own_labels_of_different_lengths_are_padded(data):
+    """y=None with batch_size: each chunk's own token sequences (as LAS's transcripts) may differ in
+    width; they are zero-padded to one batch, as the sequence loss reads them."""
+    import keras
+    import tensorflow as tf
+
+    _, _, x, _ = data
+    x = x[:6]
+
+    class Sequences(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+        def predict_labels(self, inputs):  # a chunk's width depends on its brightest image
+            width = 2 + tf.cast(tf.reduce_max(inputs) * 3, tf.int32)
+            return tf.ones([tf.shape(inputs)[0], width], tf.int32)
+
+        def attack_loss(self, inputs, labels, training=False):
+            return keras.ops.sum(inputs, axis=(1, 2, 3)) * tf.cast(tf.shape(labels)[1], inputs.dtype)
+
+    x = x * np.linspace(0.2, 1.0, len(x))[:, None, None, None].astype(x.dtype)
+    widths = {int(Sequences().predict_labels(x[i:i + 2]).shape[1]) for i in range(0, 6, 2)}
+    assert len(widths) > 1
+    out = get_attack("pgd", eps=0.1, steps=2, batch_size=2)(Sequences(), x)
+    assert out.shape == x.shape
+
+
 # -- zoo attack -------------------------------------------------------------------------------
 def test_zoo_attack_cli(tmp_path, capsys):
     from zoo.cli import main

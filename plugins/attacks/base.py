@@ -193,6 +193,10 @@ class Attack:
         if not eager or self.batch_size is None or n is None or n <= self.batch_size:
             return fn(x, *rest)
         parts = [fn(*(t[i:i + self.batch_size] for t in (x, *rest))) for i in range(0, n, self.batch_size)]
+        if parts[0].shape.rank == 2 and parts[0].dtype.is_integer:
+            # token sequences (LAS transcripts) of each chunk are as wide as its longest: pad with 0
+            width = max(int(p.shape[1]) for p in parts)
+            parts = [tf.pad(p, [[0, 0], [0, width - int(p.shape[1])]]) for p in parts]
         return tf.concat(parts, axis=0)
 
     def _check_x(self, x, eager):
