@@ -37,6 +37,25 @@ def test_loss_mixes_clean_and_adversarial_by_alpha(digits_arrays, alpha, output)
     assert not np.allclose(ce(y, model(x)).numpy(), ce(y, model(x_adv)).numpy())  # the mix is not trivial
 
 
+def test_warmup_scales_the_perturbation_with_the_optimizer_step(digits_arrays):
+    import keras
+
+    x, y = digits_arrays[0][:32], digits_arrays[1][:32]
+    keras.utils.set_random_seed(0)
+    pgd = dict(eps=0.3, steps=3, step_size=0.1, random_start=False)  # deterministic: the step's examples
+    model = load("convnet", recipe=recipe("madry", attack="pgd", warmup_steps=4, **pgd), **TINY)
+    objective = model.adversarial_training
+    x_adv = get_attack("pgd", **pgd)(model, x, y)
+    ce = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    for iterations, scale in ((0, 0.25), (2, 0.75), (9, 1.0)):
+        model.optimizer.iterations.assign(iterations)
+        loss, _ = objective.compute_loss(x, y, training=True)
+        assert float(loss) == pytest.approx(np.mean(ce(y, model(x + scale * (x_adv - x))).numpy()), rel=1e-5)
+    loss, _ = objective.compute_loss(x, y, training=False)  # evaluation always sees the full ε
+    model.optimizer.iterations.assign(0)
+    assert float(loss) == pytest.approx(np.mean(ce(y, model(x_adv)).numpy()), rel=1e-5)
+
+
 def robustness(model, x, y, attack):
     return float(np.mean(np.asarray(model(attack(model, x, y))).argmax(-1) == y))
 
@@ -69,6 +88,7 @@ def test_madry_training_improves_robustness(digits_arrays):
     (dict(attack=["pgd"]), ConfigError, "attack must be an attack name"),
     (dict(attack="pgdd"), UnknownNameError, "pgd"),
     (dict(attack="pgd", epsilon=0.3), ConfigError, "unknown parameter.*epsilon"),
+    (dict(attack="fgsm", warmup_steps=-1), ConfigError, "warmup_steps must be an integer >= 0"),
 ])
 def test_bad_step_params_are_refused(params, error, message):
     with pytest.raises(error, match=message):
