@@ -56,6 +56,26 @@ def test_warmup_scales_the_perturbation_with_the_optimizer_step(digits_arrays):
     assert float(loss) == pytest.approx(np.mean(ce(y, model(x_adv)).numpy()), rel=1e-5)
 
 
+def test_augmentation_plugin_transforms_training_batches_before_the_attack(digits_arrays):
+    import keras
+
+    x, y = digits_arrays[0][:32], digits_arrays[1][:32]
+    keras.utils.set_random_seed(0)
+    pgd = dict(eps=0.3, steps=3, step_size=0.1, random_start=False)
+    flip = dict(name="image", rotation=0.0, translation=0.0, zoom=0.0, flip="horizontal")
+    model = load("convnet", recipe=recipe("madry", attack="pgd", augmentation=flip, **pgd), **TINY)
+    _, outputs = model.adversarial_training.compute_loss(x, y, training=True)
+    seen = outputs["x"].numpy()
+    flipped = np.all(seen == x[:, :, ::-1], axis=(1, 2, 3))
+    assert flipped.any() and not flipped.all()  # a random horizontal flip per image
+    assert np.array_equal(outputs["y"], y)
+    x_adv = get_attack("pgd", **pgd)(model, seen, y)  # the attack ran on the augmented images
+    np.testing.assert_allclose(outputs["adv_pred"], model(x_adv), rtol=1e-5, atol=1e-6)
+    _, outputs = model.adversarial_training.compute_loss(x, y, training=False)
+    assert np.array_equal(outputs["x"], x)  # evaluation batches are never augmented
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)  # and the step runs under fit
+
+
 def robustness(model, x, y, attack):
     return float(np.mean(np.asarray(model(attack(model, x, y))).argmax(-1) == y))
 
@@ -89,6 +109,8 @@ def test_madry_training_improves_robustness(digits_arrays):
     (dict(attack="pgdd"), UnknownNameError, "pgd"),
     (dict(attack="pgd", epsilon=0.3), ConfigError, "unknown parameter.*epsilon"),
     (dict(attack="fgsm", warmup_steps=-1), ConfigError, "warmup_steps must be an integer >= 0"),
+    (dict(attack="fgsm", augmentation="image"), ConfigError, "augmentation must be a mapping with a 'name'"),
+    (dict(attack="fgsm", augmentation=dict(name="image", shear=0.1)), ConfigError, "unknown parameter"),
 ])
 def test_bad_step_params_are_refused(params, error, message):
     with pytest.raises(error, match=message):

@@ -7,7 +7,12 @@
 
 ``step_params`` name the attack and its parameters, e.g.
 ``{attack: pgd, eps: 0.3, steps: 10, step_size: 0.03, alpha: 0.0}``; any key other than ``attack``,
-``alpha``, ``attack_labels``, ``evaluate_adversarial`` and ``warmup_steps`` goes to ``zoo.get_attack``.
+``alpha``, ``attack_labels``, ``evaluate_adversarial``, ``warmup_steps`` and ``augmentation`` goes to
+``zoo.get_attack``.
+
+``augmentation: {name: image, translation: 0.07, ...}`` transforms every training batch with that
+augmentation plugin (``zoo.get_augmentation``) before it is attacked: on 8,000 MNIST images the
+robust accuracy otherwise overfits (training accuracy under PGD far above the held-out one).
 
 ``warmup_steps: n`` trains on x + s·(x_adv − x) with s rising linearly from 0 to 1 over the first n
 optimizer steps (a curriculum; s follows ``optimizer.iterations``, so a resumed run continues it). From
@@ -27,7 +32,7 @@ from __future__ import annotations
 from zoo.errors import ConfigError
 from zoo.training.steps import make_optimizer, register_step
 
-OWN_KEYS = ("attack", "alpha", "attack_labels", "evaluate_adversarial", "warmup_steps")
+OWN_KEYS = ("attack", "alpha", "attack_labels", "evaluate_adversarial", "warmup_steps", "augmentation")
 
 
 class AdversarialTraining:
@@ -40,10 +45,11 @@ class AdversarialTraining:
         attack_labels: ``"true"`` (attack y) or ``"predicted"`` (attack the model's predictions).
         evaluate_adversarial: also attack the validation batches and report ``adv_accuracy``.
         warmup_steps: optimizer steps over which the perturbation's scale rises from 0 to 1.
+        augmentation: ``augmentation(x, y) -> (x, y)`` applied to training batches before the attack.
     """
 
     def __init__(self, model, attack, *, alpha=0.5, attack_labels="true", evaluate_adversarial=True,
-                 warmup_steps=0):
+                 warmup_steps=0, augmentation=None):
         import keras
 
         self.model = model
@@ -52,6 +58,7 @@ class AdversarialTraining:
         self.attack_labels = attack_labels
         self.evaluate_adversarial = bool(evaluate_adversarial)
         self.warmup_steps = int(warmup_steps)
+        self.augmentation = augmentation
         self.from_logits = getattr(model, "output_kind", "softmax") == "logits"
         self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits,
                                                                            reduction=None)
@@ -80,6 +87,10 @@ class AdversarialTraining:
         """
         import tensorflow as tf
 
+        if training and self.augmentation is not None:
+            x, y = self.augmentation(x, y)
+            if sample_weight is not None and x.shape[0] != sample_weight.shape[0]:
+                raise ConfigError("an augmentation that changes the batch size cannot be used with sample weights")
         x_adv = self.adversarial_examples(x, y)
         if training and self.warmup_steps:
             done = tf.cast(self.model.optimizer.iterations + 1, x_adv.dtype) / self.warmup_steps
@@ -97,7 +108,7 @@ class AdversarialTraining:
             per_example += (1.0 - self.alpha) * adv
             outputs.update(adv_pred=adv_pred, adv_loss=adv)
         loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
-        outputs["per_example"] = per_example
+        outputs.update(per_example=per_example, x=x, y=y)  # the batch as trained on (after any augmentation)
         return loss, outputs
 
     def _update_metrics(self, x, y, outputs, sample_weight):
@@ -122,7 +133,7 @@ class AdversarialTraining:
             scaled = model.optimizer.scale_loss(loss) if hasattr(model.optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return self._update_metrics(x, y, outputs, sample_weight)
+        return self._update_metrics(outputs["x"], outputs["y"], outputs, sample_weight)
 
     def test_step(self, data):
         import keras
@@ -144,7 +155,7 @@ class AdversarialTraining:
 
 def configure(model, recipe, defaults):
     """Compile ``model`` for adversarial training as ``recipe.step_params`` (over ``defaults``) say."""
-    from zoo.api import get_attack
+    from zoo.api import get_attack, get_augmentation
 
     params = {**defaults, **recipe.step_params}
     attack_name = params.pop("attack")
@@ -154,6 +165,11 @@ def configure(model, recipe, defaults):
     warmup_steps = params.pop("warmup_steps", 0)
     if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
         raise ConfigError(f"step {recipe.step!r}: warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    augmentation = params.pop("augmentation", None)
+    if augmentation is not None:
+        if not isinstance(augmentation, dict) or not isinstance(augmentation.get("name"), str):
+            raise ConfigError(f"step {recipe.step!r}: augmentation must be a mapping with a 'name', got {augmentation!r}")
+        augmentation = get_augmentation(**augmentation)
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"step {recipe.step!r}: alpha must be a number in [0, 1], got {alpha!r}")
     if attack_labels not in ("true", "predicted"):
@@ -162,7 +178,8 @@ def configure(model, recipe, defaults):
         raise ConfigError(f"step {recipe.step!r}: attack must be an attack name, got {attack_name!r}")
     attack = get_attack(attack_name, **params)
     objective = AdversarialTraining(model, attack, alpha=alpha, attack_labels=attack_labels,
-                                    evaluate_adversarial=evaluate_adversarial, warmup_steps=warmup_steps)
+                                    evaluate_adversarial=evaluate_adversarial, warmup_steps=warmup_steps,
+                                    augmentation=augmentation)
     model.compile(optimizer=make_optimizer(recipe))
     # The model is already built, so Keras refuses new tracked state; the trackers must still be
     # in ``model.metrics`` so that fit resets them every epoch and reports them.
