@@ -208,7 +208,7 @@ def main(argv=None):
     parser.add_argument("--weights", type=Path, default=REPO / "runs" / "las" / "las-fsdd",
                         help="directory of a trained las-fsdd (config.json + model.weights.h5)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--eps", type=float, nargs="+", default=[0.0005, 0.001, 0.0015, 0.002],
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.001, 0.002, 0.004, 0.006],
                         help="L_inf radii on the waveform (samples in [-1, 1]) to sweep")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--step-ratio", type=float, default=0.1, help="step size as a fraction of eps")
