@@ -12,19 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-
-TINY = dict(num_mels=16, listener_layers=2, listener_units=8, speller_units=16, embedding_dim=8,
-            attention_dim=8, max_output_length=8)
-
-
-@pytest.fixture(scope="module")
-def las():
-    import keras
-
-    from zoo import load
-
-    keras.utils.set_random_seed(3)
-    return load("las", compile=False, **TINY)
+from tests.test_las import TINY, las  # noqa: F401  (the tiny untrained LAS fixture)
 
 
 @pytest.fixture(scope="module")
