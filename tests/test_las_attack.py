@@ -7,6 +7,7 @@ transcripts, and training even a tiny LAS costs more than this file's time budge
 reachable. The trained-model figures (FSDD, ≥ 90% targeted success) come from the tool.
 """
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -17,9 +18,14 @@ from tests.test_las import TINY, las  # noqa: F401  (the tiny untrained LAS fixt
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("attack_las", REPO / "tools" / "attack_las.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    tools = str(REPO / "tools")
+    sys.path.insert(0, tools)  # as when run as a script: the tools import their shared timing module
+    try:
+        spec = importlib.util.spec_from_file_location("attack_las", REPO / "tools" / "attack_las.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(tools)
     return module
 
 

@@ -25,20 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
+from timing import cpu_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = ("none", "image", "adversarial", "vae-500", "vae-500-unfiltered", "vae-8000", "vae-8000-unfiltered",
             "vaegan-8000", "vaegan-8000-unfiltered", "gan-8000")
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
 
 
 def new_classifier(seed):

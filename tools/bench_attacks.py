@@ -27,20 +27,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from timing import cpu_seconds
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
 
 
 def main(argv=None) -> int:

@@ -23,20 +23,16 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from timing import cpu_seconds
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def read_idx(path):

@@ -25,33 +25,15 @@ import argparse
 import json
 import math
 import os
-import resource
-import time
 from pathlib import Path
+
+from timing import Timer
 
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("linear_ae", "vae", "dcgan", "vaegan", "noise")
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class Timer:
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = cpu_seconds() - self.cpu
-
-    def as_dict(self):
-        return dict(wall_seconds=round(self.wall, 1), cpu_seconds=round(self.cpu, 1))
 
 
 def train_part(preset, data_dir, runs, seed=0, **kwargs):

@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fsdd"
@@ -55,12 +56,6 @@ VARIANTS = {
     "minimax-lda-2layers": dict(form="minimax", head="lda", layers=["listener0", "listener"],
                                 main_objective="confusion", lam=1.0, schedule="linear", ramp_steps=300),
 }
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def variant_registry(base: str, variant: str) -> tuple[str, Path]:
