@@ -142,7 +142,7 @@ class LAS(keras.Model):
         # own per-channel mean would largely subtract
         m = tf.cast(mask, feats.dtype)[..., None]
         axes = [1] if self.feature_norm == "channel" else [1, 2]
-        count = tf.reduce_sum(m, axis=1, keepdims=True) * (1.0 if self.feature_norm == "channel" else self.feature_dim)
+        count = tf.reduce_sum(tf.broadcast_to(m, tf.shape(feats)), axis=axes, keepdims=True)
         mean = tf.reduce_sum(feats * m, axis=axes, keepdims=True) / count
         var = tf.reduce_sum(tf.square(feats - mean) * m, axis=axes, keepdims=True) / count
         feats = (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
@@ -168,15 +168,15 @@ class LAS(keras.Model):
         batch, frames = tf.shape(feats)[0], tf.shape(feats)[1]
         valid = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
         keep = tf.ones_like(feats)
-        for count, width, size, axis in ((self.freq_masks, self.freq_mask_width, self.feature_dim, 2),
-                                         (self.time_masks, self.time_mask_width, None, 1)):
+        for count, width, along_time in ((self.freq_masks, self.freq_mask_width, False),
+                                         (self.time_masks, self.time_mask_width, True)):
+            limit = valid if along_time else tf.fill([batch, 1], self.feature_dim)
+            positions = tf.range(frames if along_time else self.feature_dim)[None, :]
             for _ in range(count):
-                limit = valid if size is None else tf.fill([batch, 1], size)
                 w = tf.minimum(tf.random.uniform([batch, 1], 0, width + 1, tf.int32), limit)
                 start = tf.cast(tf.random.uniform([batch, 1]) * tf.cast(limit - w + 1, tf.float32), tf.int32)
-                positions = tf.range(frames if size is None else size)[None, :]
                 band = tf.cast((positions >= start) & (positions < start + w), feats.dtype)
-                keep *= 1.0 - (band[:, :, None] if axis == 1 else band[:, None, :])
+                keep *= 1.0 - (band[:, :, None] if along_time else band[:, None, :])
         return feats * keep
 
     # -- speller -----------------------------------------------------------------------------

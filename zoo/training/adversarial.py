@@ -89,8 +89,6 @@ class AdversarialTraining:
 
         if training and self.augmentation is not None:
             x, y = self.augmentation(x, y)
-            if sample_weight is not None and x.shape[0] != sample_weight.shape[0]:
-                raise ConfigError("an augmentation that changes the batch size cannot be used with sample weights")
         x_adv = self.adversarial_examples(x, y)
         if training and self.warmup_steps:
             done = tf.cast(self.model.optimizer.iterations + 1, x_adv.dtype) / self.warmup_steps
