@@ -38,6 +38,21 @@ def digits():
     return load_dataset("digits")
 
 
+TINY_LAS = dict(num_mels=16, listener_layers=2, listener_units=8, speller_units=16, embedding_dim=8,
+                attention_dim=8, max_output_length=8)
+
+
+@pytest.fixture(scope="module")
+def las():
+    """A tiny untrained LAS (``TINY_LAS``)."""
+    import keras
+
+    from zoo import load
+
+    keras.utils.set_random_seed(1)
+    return load("las", compile=False, **TINY_LAS)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugins(monkeypatch):
     """Each test sees freshly loaded plugins and the real environment flags only."""

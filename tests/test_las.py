@@ -5,20 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import TINY_LAS as TINY
 from zoo.data.audio import write_wav
-
-TINY = dict(num_mels=16, listener_layers=2, listener_units=8, speller_units=16, embedding_dim=8,
-            attention_dim=8, max_output_length=8)
-
-
-@pytest.fixture(scope="module")
-def las():
-    import keras
-
-    from zoo import load
-
-    keras.utils.set_random_seed(1)
-    return load("las", compile=False, **TINY)
 
 
 def waves(lengths, seed=0):
@@ -208,11 +196,11 @@ def test_error_rates():
 def test_speaker_probe_finds_speakers_in_features():
     """The fixed probe reads whatever encode() gives: on an untrained tiny LAS over tone "speakers"
     that differ in pitch and timbre it must reach twice chance (1/6)."""
+    import keras
+
     from zoo import load
     from zoo.data import load_dataset
     from zoo.models.las import speaker_probe_accuracy
-
-    import keras
 
     data = load_dataset("tones", multi_train=0, multi_test=0)
     keras.utils.set_random_seed(1)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.test_las import TINY, las  # noqa: F401  (the tiny untrained LAS fixture)
 
 
 @pytest.fixture(scope="module")
