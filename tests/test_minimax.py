@@ -1,6 +1,8 @@
 """Adversarial training against a nuisance label: the gradient-reversal layer, the DANN schedule, the
 two-optimizer minimax step (adversary and main net move E_adversary in opposite directions), the
 adversary heads and the noisy-image data."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -200,6 +202,9 @@ def test_bad_minimax_params_are_refused():
              **TINY_CONVNET)
     with pytest.raises(ConfigError, match="hidden layer"):
         load("convnet-digits-noise-adversarial", recipe=_recipe(layers=["conv1"]), **TINY_CONVNET)
+    with pytest.raises(ConfigError, match="ema_momentum"):
+        load("convnet-digits-noise-adversarial", recipe=dataclasses.replace(_recipe(), ema_momentum=0.99),
+             **TINY_CONVNET)
 
 
 def test_noisy_images_carry_three_noise_types(noisy_digits):

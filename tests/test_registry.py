@@ -35,6 +35,7 @@ def test_every_preset_resolves_to_a_known_architecture():
         ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    metadata: {metrics: accuracy}\n", "metadata.metrics"),
         ("presets:\n  tiny: [1, 2]\n", "<entry>"),
         ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {lr_schedule: step}\n", "train.lr_schedule"),
+        ("presets:\n  tiny:\n    architecture: convnet\n    dataset: digits\n    train: {ema_momentum: 1.5}\n", "train.ema_momentum"),
     ],
 )
 def test_broken_entry_names_file_preset_and_field(tmp_path, text, field):
@@ -101,3 +102,33 @@ def test_cosine_schedule_follows_the_epoch_index_and_a_resumed_run_continues_it(
     assert resumed.history["learning_rate"] == pytest.approx(expected)
     assert len(resumed.history["loss"]) == 4  # the resumed epochs once, after the restored ones
     assert float(resumed.model.optimizer.learning_rate) == pytest.approx(expected[-1])
+
+
+def test_ema_run_ends_on_the_averaged_weights_even_when_rerun_after_it_finished(tmp_path, monkeypatch):
+    import numpy as np
+
+    from zoo import load
+    from zoo.training.checkpoint import EpochCheckpoint
+    from zoo.training.fit import train
+
+    path = tmp_path / "registry.yaml"
+    path.write_text(GOOD_ENTRY.replace("train: {epochs: 1,", "train: {learning_rate: 0.01, ema_momentum: 0.9, epochs: 2,"))
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+
+    first = train("tiny", out=tmp_path / "run", verbose=0)
+    optimizer = first.model.optimizer
+    averages = [v.numpy() for v in optimizer._model_variables_moving_average]
+    final = [v.numpy() for v in first.model.trainable_variables]
+    for got, want in zip(final, averages):
+        np.testing.assert_allclose(got, want)
+    raw = load("tiny")
+    EpochCheckpoint.restore(raw, tmp_path / "run" / "checkpoint")
+    assert any(not np.allclose(r.numpy(), f) for r, f in zip(raw.trainable_variables, final))
+
+    again = train("tiny", out=tmp_path / "run", verbose=0)  # finished: restored from the raw checkpoint
+    assert again.initial_epoch == 2
+    for got, want in zip(again.model.trainable_variables, final):
+        np.testing.assert_allclose(got.numpy(), want)
+    saved = load("tiny", weights=tmp_path / "run")
+    for got, want in zip(saved.trainable_variables, final):
+        np.testing.assert_allclose(got.numpy(), want)

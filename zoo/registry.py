@@ -30,6 +30,7 @@ class TrainRecipe:
     step: str = "supervised"
     step_params: dict = dataclasses.field(default_factory=dict)
     lr_schedule: str = "constant"
+    ema_momentum: float | None = None  # keep an exponential moving average of the weights; the model ends with it
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -117,6 +118,8 @@ def _parse_preset(path: str, name: Any, entry: Any) -> Preset:
             fail(f"train.{key}", f"expected a positive number, got {value!r}")
         if key in ("optimizer", "step") and not (isinstance(value, str) and value):
             fail(f"train.{key}", f"expected a non-empty string, got {value!r}")
+        if key == "ema_momentum" and not (value is None or (isinstance(value, float) and 0.0 < value < 1.0)):
+            fail(f"train.{key}", f"expected a number strictly between 0 and 1, got {value!r}")
         if key == "lr_schedule" and value not in LR_SCHEDULES:
             fail(f"train.{key}", f"expected one of {list(LR_SCHEDULES)}, got {value!r}")
         if key == "step_params" and not isinstance(value, dict):

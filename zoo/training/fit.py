@@ -146,6 +146,10 @@ def train(
                 history.setdefault(key, []).extend(float(v) for v in values)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if getattr(model.optimizer, "use_ema", False):
+        # fit ends on the averaged weights, but custom_fit and an already finished run restored from
+        # its checkpoint hold the raw ones; overwriting with the average is idempotent.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
 
     metrics = evaluate_model(spec, model, data)
     if out is not None and chief:

@@ -301,6 +301,9 @@ def configure_minimax(model, recipe):
         if locked:
             tracker.lock()
 
+    if recipe.ema_momentum is not None:
+        raise ConfigError("the minimax step does not take train.ema_momentum: its optimizer updates only the "
+                          "main network's share of the model's variables")
     optimizer = make_optimizer(recipe)
     adversary_recipe = recipe if p["adversary_learning_rate"] is None else _with_lr(recipe, p["adversary_learning_rate"])
     adversary_optimizer = make_optimizer(adversary_recipe)

@@ -25,14 +25,16 @@ def register_step(name: str):
 
 
 def make_optimizer(recipe):
-    """A Keras optimizer from a recipe's ``optimizer`` name and ``learning_rate``."""
+    """A Keras optimizer from a recipe's ``optimizer`` name, ``learning_rate`` and ``ema_momentum``."""
     import keras
 
     try:
         cls = keras.optimizers.get(recipe.optimizer).__class__
     except ValueError as exc:
         raise ConfigError(f"unknown optimizer {recipe.optimizer!r} in the training recipe") from exc
-    return cls(learning_rate=recipe.learning_rate)
+    if recipe.ema_momentum is None:
+        return cls(learning_rate=recipe.learning_rate)
+    return cls(learning_rate=recipe.learning_rate, use_ema=True, ema_momentum=recipe.ema_momentum)
 
 
 def classifier_loss(model):
