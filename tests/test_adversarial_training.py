@@ -37,6 +37,26 @@ def test_loss_mixes_clean_and_adversarial_by_alpha(digits_arrays, alpha, output)
     assert not np.allclose(ce(y, model(x)).numpy(), ce(y, model(x_adv)).numpy())  # the mix is not trivial
 
 
+@pytest.mark.parametrize("output", ["softmax", "logits"])
+def test_trades_loss_is_clean_cross_entropy_plus_beta_kl(digits_arrays, output):
+    import keras
+
+    x, y = digits_arrays[0][:32], digits_arrays[1][:32]
+    keras.utils.set_random_seed(0)
+    model = load("convnet", recipe=recipe("trades", attack="fgsm", eps=0.3, beta=2.0), output=output, **TINY)
+    loss, outputs = model.adversarial_training.compute_loss(x, y, training=False)
+    x_adv = get_attack("fgsm", eps=0.3)(model, x, y)
+    to_probs = (lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+                ) if output == "logits" else (lambda p: p)
+    p, q = to_probs(model(x).numpy().astype(np.float64)), to_probs(model(x_adv).numpy().astype(np.float64))
+    kl = np.sum(p * (np.log(p) - np.log(q)), axis=-1)
+    ce = -np.log(p[np.arange(len(y)), y])
+    assert kl.mean() > 1e-3  # the attack moved the prediction, so the KL term is not trivial
+    assert float(loss) == pytest.approx(np.mean(ce + 2.0 * kl), rel=1e-4)
+    np.testing.assert_allclose(outputs["adv_pred"], model(x_adv), rtol=1e-5, atol=1e-6)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, validation_data=(x, y))  # train and test steps run
+
+
 def test_warmup_scales_the_perturbation_with_the_optimizer_step(digits_arrays):
     import keras
 
@@ -115,6 +135,16 @@ def test_madry_training_improves_robustness(digits_arrays):
 def test_bad_step_params_are_refused(params, error, message):
     with pytest.raises(error, match=message):
         load("convnet", recipe=recipe("adversarial", **params), **TINY)
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(beta=-1.0), "beta must be a number >= 0"),
+    (dict(beta="six"), "beta must be a number >= 0"),
+    (dict(alpha=0.5), "beta, not alpha"),
+])
+def test_bad_trades_params_are_refused(params, message):
+    with pytest.raises(ConfigError, match=message):
+        load("convnet", recipe=recipe("trades", **params), **TINY)
 
 
 def test_presets_compile_with_their_steps():

@@ -3,12 +3,15 @@
     loss = α·E(x, y) + (1 − α)·E(x_adv, y),   x_adv = attack(model, x, y),   E = −ln ŷ_y
 
 * ``adversarial`` — Goodfellow et al. (2015): FGSM, α = 0.5 by default;
-* ``madry`` — Madry et al. (2018): PGD, α = 0 (train only on the worst case in the ε-ball).
+* ``madry`` — Madry et al. (2018): PGD, α = 0 (train only on the worst case in the ε-ball);
+* ``trades`` — Zhang et al. (2019): E(x, y) + β·KL(ŷ(x) ‖ ŷ(x_adv)), β = 6 by default; the clean
+  term keeps accuracy, the KL term makes the prediction flat across the ball (the attack ascends
+  the cross-entropy, as for ``madry``, rather than TRADES's own KL).
 
 ``step_params`` name the attack and its parameters, e.g.
 ``{attack: pgd, eps: 0.3, steps: 10, step_size: 0.03, alpha: 0.0}``; any key other than ``attack``,
-``alpha``, ``attack_labels``, ``evaluate_adversarial``, ``warmup_steps`` and ``augmentation`` goes to
-``zoo.get_attack``.
+``alpha``, ``beta``, ``attack_labels``, ``evaluate_adversarial``, ``warmup_steps`` and ``augmentation``
+goes to ``zoo.get_attack``.
 
 ``augmentation: {name: image, translation: 0.07, ...}`` transforms every training batch with that
 augmentation plugin (``zoo.get_augmentation``) before it is attacked: on 8,000 MNIST images the
@@ -32,7 +35,7 @@ from __future__ import annotations
 from zoo.errors import ConfigError
 from zoo.training.steps import make_optimizer, register_step
 
-OWN_KEYS = ("attack", "alpha", "attack_labels", "evaluate_adversarial", "warmup_steps", "augmentation")
+OWN_KEYS = ("attack", "alpha", "beta", "attack_labels", "evaluate_adversarial", "warmup_steps", "augmentation")
 
 
 class AdversarialTraining:
@@ -42,19 +45,21 @@ class AdversarialTraining:
         model: a zoo classifier (softmax or logit outputs).
         attack: an attack object, ``attack(model, x, y) -> x_adv``.
         alpha: weight of the clean loss (Goodfellow's α); 0 trains on adversarial examples only.
+        beta: if given, the TRADES objective E(x, y) + β·KL(ŷ(x) ‖ ŷ(x_adv)) replaces the α-mix.
         attack_labels: ``"true"`` (attack y) or ``"predicted"`` (attack the model's predictions).
         evaluate_adversarial: also attack the validation batches and report ``adv_accuracy``.
         warmup_steps: optimizer steps over which the perturbation's scale rises from 0 to 1.
         augmentation: ``augmentation(x, y) -> (x, y)`` applied to training batches before the attack.
     """
 
-    def __init__(self, model, attack, *, alpha=0.5, attack_labels="true", evaluate_adversarial=True,
+    def __init__(self, model, attack, *, alpha=0.5, beta=None, attack_labels="true", evaluate_adversarial=True,
                  warmup_steps=0, augmentation=None):
         import keras
 
         self.model = model
         self.attack = attack
         self.alpha = float(alpha)
+        self.beta = None if beta is None else float(beta)
         self.attack_labels = attack_labels
         self.evaluate_adversarial = bool(evaluate_adversarial)
         self.warmup_steps = int(warmup_steps)
@@ -95,12 +100,17 @@ class AdversarialTraining:
             x_adv = x + tf.minimum(done, 1.0) * (x_adv - x)  # inside the ε-ball and the clip box
         outputs = {}
         per_example = 0.0
-        if self.alpha > 0:
+        if self.beta is not None:
+            clean_pred = self.model(x, training=training)
+            adv_pred = self.model(x_adv, training=training)
+            per_example = self.per_example_loss(y, clean_pred) + self.beta * self._kl(clean_pred, adv_pred)
+            outputs.update(clean_pred=clean_pred, adv_pred=adv_pred, adv_loss=self.per_example_loss(y, adv_pred))
+        elif self.alpha > 0:
             clean_pred = self.model(x, training=training)
             clean = self.per_example_loss(y, clean_pred)
             per_example += self.alpha * clean
             outputs["clean_pred"] = clean_pred
-        if self.alpha < 1:
+        if self.beta is None and self.alpha < 1:
             adv_pred = self.model(x_adv, training=training)
             adv = self.per_example_loss(y, adv_pred)
             per_example += (1.0 - self.alpha) * adv
@@ -108,6 +118,17 @@ class AdversarialTraining:
         loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
         outputs.update(per_example=per_example, x=x, y=y)  # the batch as trained on (after any augmentation)
         return loss, outputs
+
+    def _kl(self, clean_pred, adv_pred):
+        """Per-example KL(ŷ(x) ‖ ŷ(x_adv)), from log-probabilities (log-softmax of logits)."""
+        import tensorflow as tf
+
+        if self.from_logits:
+            log_p, log_q = tf.nn.log_softmax(clean_pred), tf.nn.log_softmax(adv_pred)
+        else:
+            log_p = tf.math.log(tf.clip_by_value(clean_pred, 1e-7, 1.0))
+            log_q = tf.math.log(tf.clip_by_value(adv_pred, 1e-7, 1.0))
+        return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
 
     def _update_metrics(self, x, y, outputs, sample_weight):
         self.loss_tracker.update_state(outputs["per_example"], sample_weight=sample_weight)
@@ -137,27 +158,28 @@ class AdversarialTraining:
         import keras
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.evaluate_adversarial:
+            _, outputs = self.compute_loss(x, y, sample_weight, training=False)
+            return self._update_metrics(x, y, outputs, sample_weight)
         clean_pred = self.model(x, training=False)
         self.accuracy.update_state(y, clean_pred, sample_weight=sample_weight)
-        clean = self.per_example_loss(y, clean_pred)
-        if self.evaluate_adversarial:
-            adv_pred = self.model(self.adversarial_examples(x, y), training=False)
-            adv = self.per_example_loss(y, adv_pred)
-            self.adv_loss_tracker.update_state(adv, sample_weight=sample_weight)
-            self.adv_accuracy.update_state(y, adv_pred, sample_weight=sample_weight)
-            self.loss_tracker.update_state(self.alpha * clean + (1 - self.alpha) * adv, sample_weight=sample_weight)
-            return {m.name: m.result() for m in self.metrics}
-        self.loss_tracker.update_state(clean, sample_weight=sample_weight)
+        self.loss_tracker.update_state(self.per_example_loss(y, clean_pred), sample_weight=sample_weight)
         return {m.name: m.result() for m in self.metrics[:2]}
 
 
-def configure(model, recipe, defaults):
-    """Compile ``model`` for adversarial training as ``recipe.step_params`` (over ``defaults``) say."""
+def configure(model, recipe, defaults, attack_defaults):
+    """Compile ``model`` for adversarial training as ``recipe.step_params`` say, over ``defaults``
+    and, when they keep the default attack, over that attack's ``attack_defaults``."""
     from zoo.api import get_attack, get_augmentation
 
     params = {**defaults, **recipe.step_params}
+    if params["attack"] == defaults["attack"]:
+        params = {**attack_defaults, **params}
     attack_name = params.pop("attack")
     alpha = params.pop("alpha")
+    beta = params.pop("beta", None)
+    if beta is not None and not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
+        raise ConfigError(f"step {recipe.step!r}: beta must be a number >= 0, got {beta!r}")
     attack_labels = params.pop("attack_labels", "true")
     evaluate_adversarial = params.pop("evaluate_adversarial", True)
     warmup_steps = params.pop("warmup_steps", 0)
@@ -175,7 +197,7 @@ def configure(model, recipe, defaults):
     if not isinstance(attack_name, str):
         raise ConfigError(f"step {recipe.step!r}: attack must be an attack name, got {attack_name!r}")
     attack = get_attack(attack_name, **params)
-    objective = AdversarialTraining(model, attack, alpha=alpha, attack_labels=attack_labels,
+    objective = AdversarialTraining(model, attack, alpha=alpha, beta=beta, attack_labels=attack_labels,
                                     evaluate_adversarial=evaluate_adversarial, warmup_steps=warmup_steps,
                                     augmentation=augmentation)
     model.compile(optimizer=make_optimizer(recipe))
@@ -198,13 +220,21 @@ def configure(model, recipe, defaults):
 @register_step("adversarial")
 def _goodfellow(model, recipe):
     """Goodfellow et al. (2015): α·E(x) + (1−α)·E(x_fgsm), α = 0.5, ε = 0.25 unless step_params say."""
-    configure(model, recipe, dict(attack="fgsm", alpha=0.5, eps=0.25))
+    configure(model, recipe, dict(attack="fgsm", alpha=0.5), dict(eps=0.25))
 
 
 @register_step("madry")
 def _madry(model, recipe):
     """Madry et al. (2018): E(x_pgd) only; PGD ε = 0.3, 40 steps of 0.01 unless step_params say."""
-    configure(model, recipe, dict(attack="pgd", alpha=0.0, eps=0.3, steps=40, step_size=0.01))
+    configure(model, recipe, dict(attack="pgd", alpha=0.0), dict(eps=0.3, steps=40, step_size=0.01))
+
+
+@register_step("trades")
+def _trades(model, recipe):
+    """Zhang et al. (2019): E(x) + β·KL(ŷ(x) ‖ ŷ(x_pgd)), β = 6; PGD ε = 0.3, 40 steps of 0.01 unless step_params say."""
+    if "alpha" in recipe.step_params:
+        raise ConfigError("step 'trades' weighs its terms with beta, not alpha")
+    configure(model, recipe, dict(attack="pgd", alpha=0.0, beta=6.0), dict(eps=0.3, steps=40, step_size=0.01))
 
 
 def attack_report(model, attack, x, y, *, target=None, batch_size=500) -> tuple[dict, object]:
