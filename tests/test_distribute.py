@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,36 @@ def test_xla_with_cpu_replicas_is_refused_clearly():
     with pytest.raises(ConfigError, match="--jit-compile with several replicas needs GPUs"):
         _check_jit(SimpleNamespace(num_replicas_in_sync=2))
     _check_jit(SimpleNamespace(num_replicas_in_sync=1))
+
+
+def _worker_script(body):
+    """A worker command that runs ``body`` with ``index`` (its task index) and ``marker`` defined."""
+    prelude = "import json, os, sys, time; index = json.loads(os.environ['TF_CONFIG'])['task']['index']; "
+    return [sys.executable, "-c", prelude + body]
+
+
+def test_launch_workers_stops_the_peers_of_a_failed_worker(capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    from launch_workers import launch
+
+    start = time.monotonic()
+    results = launch(_worker_script("sys.exit(3) if index == 0 else time.sleep(60)"), 2, timeout=120)
+    assert time.monotonic() - start < 30
+    assert results[0].returncode == 3 and results[1].returncode != 0  # killed, not left waiting
+
+
+def test_launch_workers_retries_on_new_ports_when_a_port_was_taken(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    from launch_workers import launch
+
+    marker = tmp_path / "attempts"
+    body = (f"p = {str(marker)!r}; n = len(open(p).read()) if os.path.exists(p) else 0; "
+            "open(p, 'a').write('x') if index == 0 else None; "
+            "(print('bind: Address already in use', file=sys.stderr), sys.exit(1)) if n == 0 and index == 0 else None; "
+            "print(os.environ['TF_CONFIG'])")
+    results = launch(_worker_script(body), 2, timeout=60)
+    assert [r.returncode for r in results] == [0, 0]
+    assert marker.read_text() == "xx"  # one failed launch, one good one
+    assert "could not bind its port" in capsys.readouterr().err
+    assert launch(_worker_script("sys.exit(0 if index else 2)"), 2, timeout=60, attempts=3)[0].returncode == 2
+    assert marker.read_text() == "xx"  # another failure is not retried
