@@ -99,22 +99,22 @@ class AdversarialTraining:
             done = tf.cast(self.model.optimizer.iterations + 1, x_adv.dtype) / self.warmup_steps
             x_adv = x + tf.minimum(done, 1.0) * (x_adv - x)  # inside the ε-ball and the clip box
         outputs = {}
-        per_example = 0.0
-        if self.beta is not None:
+        if self.beta is not None:  # TRADES
             clean_pred = self.model(x, training=training)
             adv_pred = self.model(x_adv, training=training)
             per_example = self.per_example_loss(y, clean_pred) + self.beta * self._kl(clean_pred, adv_pred)
             outputs.update(clean_pred=clean_pred, adv_pred=adv_pred, adv_loss=self.per_example_loss(y, adv_pred))
-        elif self.alpha > 0:
-            clean_pred = self.model(x, training=training)
-            clean = self.per_example_loss(y, clean_pred)
-            per_example += self.alpha * clean
-            outputs["clean_pred"] = clean_pred
-        if self.beta is None and self.alpha < 1:
-            adv_pred = self.model(x_adv, training=training)
-            adv = self.per_example_loss(y, adv_pred)
-            per_example += (1.0 - self.alpha) * adv
-            outputs.update(adv_pred=adv_pred, adv_loss=adv)
+        else:  # α-mix; a term with weight 0 is not computed
+            per_example = 0.0
+            if self.alpha > 0:
+                clean_pred = self.model(x, training=training)
+                per_example += self.alpha * self.per_example_loss(y, clean_pred)
+                outputs["clean_pred"] = clean_pred
+            if self.alpha < 1:
+                adv_pred = self.model(x_adv, training=training)
+                adv = self.per_example_loss(y, adv_pred)
+                per_example += (1.0 - self.alpha) * adv
+                outputs.update(adv_pred=adv_pred, adv_loss=adv)
         loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
         outputs.update(per_example=per_example, x=x, y=y)  # the batch as trained on (after any augmentation)
         return loss, outputs
@@ -123,6 +123,7 @@ class AdversarialTraining:
         """Per-example KL(ŷ(x) ‖ ŷ(x_adv)), from log-probabilities (log-softmax of logits)."""
         import tensorflow as tf
 
+        clean_pred, adv_pred = tf.cast(clean_pred, tf.float32), tf.cast(adv_pred, tf.float32)  # float16 under mixed precision
         if self.from_logits:
             log_p, log_q = tf.nn.log_softmax(clean_pred), tf.nn.log_softmax(adv_pred)
         else:
