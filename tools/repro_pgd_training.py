@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reproduce ``convnet-mnist-pgd-trained``: Madry PGD training on the first 8,000 MNIST t10k images,
+"""Reproduce ``convnet-mnist-pgd-trained``: PGD adversarial training on the first 8,000 MNIST t10k images,
 then robustness on the last 2,000: clean, PGD-40 (ε=0.3, step 0.01, random start), PGD-100
 with 5 random restarts and the gradient-free Square attack with 1,000 queries (both guards against
 gradient masking). Writes ``benchmarks/pgd_training.json``.
