@@ -257,6 +257,9 @@ def configure_minimax(model, recipe):
     """Attach adversary heads to ``model`` and compile it for the minimax step (see the module doc)."""
     from zoo.api import get_adversary_head
 
+    if recipe.ema_momentum is not None:
+        raise ConfigError("the minimax step does not take train.ema_momentum: its optimizer updates only the "
+                          "main network's share of the model's variables")
     params = dict(recipe.step_params)
     unknown = sorted(set(params) - set(_PARAMS))
     if unknown:
@@ -301,9 +304,6 @@ def configure_minimax(model, recipe):
         if locked:
             tracker.lock()
 
-    if recipe.ema_momentum is not None:
-        raise ConfigError("the minimax step does not take train.ema_momentum: its optimizer updates only the "
-                          "main network's share of the model's variables")
     optimizer = make_optimizer(recipe)
     adversary_recipe = recipe if p["adversary_learning_rate"] is None else _with_lr(recipe, p["adversary_learning_rate"])
     adversary_optimizer = make_optimizer(adversary_recipe)

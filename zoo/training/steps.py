@@ -32,9 +32,8 @@ def make_optimizer(recipe):
         cls = keras.optimizers.get(recipe.optimizer).__class__
     except ValueError as exc:
         raise ConfigError(f"unknown optimizer {recipe.optimizer!r} in the training recipe") from exc
-    if recipe.ema_momentum is None:
-        return cls(learning_rate=recipe.learning_rate)
-    return cls(learning_rate=recipe.learning_rate, use_ema=True, ema_momentum=recipe.ema_momentum)
+    ema = {} if recipe.ema_momentum is None else {"use_ema": True, "ema_momentum": recipe.ema_momentum}
+    return cls(learning_rate=recipe.learning_rate, **ema)
 
 
 def classifier_loss(model):
