@@ -19,8 +19,9 @@ from zoo.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(REPO / "tools")]
 import distributed_steps as steps_cases  # noqa: E402  (importing it configures nothing until main runs)
+from launch_workers import launch  # noqa: E402
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
 MIXED_CASES = ("adversarial", "reversal", "ae", "vae", "dcgan", "vaegan", "las")
@@ -132,15 +133,12 @@ def test_xla_with_cpu_replicas_is_refused_clearly():
 
 
 def _worker_script(body):
-    """A worker command that runs ``body`` with ``index`` (its task index) and ``marker`` defined."""
+    """A worker command that runs ``body`` with ``index`` (its task index) defined."""
     prelude = "import json, os, sys, time; index = json.loads(os.environ['TF_CONFIG'])['task']['index']; "
     return [sys.executable, "-c", prelude + body]
 
 
 def test_launch_workers_stops_the_peers_of_a_failed_worker(capsys):
-    sys.path.insert(0, str(REPO / "tools"))
-    from launch_workers import launch
-
     start = time.monotonic()
     results = launch(_worker_script("sys.exit(3) if index == 0 else time.sleep(60)"), 2, timeout=120)
     assert time.monotonic() - start < 30
@@ -148,9 +146,6 @@ def test_launch_workers_stops_the_peers_of_a_failed_worker(capsys):
 
 
 def test_launch_workers_retries_on_new_ports_when_a_port_was_taken(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tools"))
-    from launch_workers import launch
-
     marker = tmp_path / "attempts"
     body = (f"p = {str(marker)!r}; n = len(open(p).read()) if os.path.exists(p) else 0; "
             "open(p, 'a').write('x') if index == 0 else None; "
