@@ -23,17 +23,13 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import ZooError
+from zoo.errors import PluginError  # noqa: F401  (re-exported)
 from zoo.spec import ModelSpec
 
 #: Modules of the core that register like any plugin (datasette's DEFAULT_PLUGINS).
 BUILTIN_PLUGINS = ("zoo.models", "zoo.data.sources")
 ENTRY_POINT_GROUP = "zoo"
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("zoo_"))
-
-
-class PluginError(ZooError, RuntimeError):
-    """A plugin conflict or misuse that zoo cannot resolve on its own."""
 
 
 @dataclasses.dataclass

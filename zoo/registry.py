@@ -11,14 +11,10 @@ from typing import Any
 
 import yaml
 
-from zoo.errors import ZooError
+from zoo.errors import RegistryError  # noqa: F401  (re-exported)
 
 _PACKAGED = Path(__file__).with_name("registry.yaml")  # installed copy (setup.py puts it there)
 _SOURCE = Path(__file__).resolve().parent.parent / "registry.yaml"  # source checkout / editable
-
-
-class RegistryError(ZooError, ValueError):
-    """registry.yaml is malformed; the message names the file, the preset and the field."""
 
 
 @dataclasses.dataclass(frozen=True)

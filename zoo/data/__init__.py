@@ -10,11 +10,7 @@ from typing import Protocol
 import numpy as np
 
 
-from zoo.errors import ZooError, UnknownNameError
-
-
-class DataError(ZooError, ValueError):
-    """Data of the wrong shape, dtype or range, or a dataset that cannot be found."""
+from zoo.errors import DataError, UnknownNameError  # noqa: F401  (DataError re-exported)
 
 
 class Dataset(Protocol):
