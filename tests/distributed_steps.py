@@ -31,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 from zoo import load  # noqa: E402
 from zoo.distribute import configure_cpu_replicas, custom_fit, make_strategy  # noqa: E402
 from zoo.registry import TrainRecipe  # noqa: E402
+from zoo.training.steps import trainer_for  # noqa: E402
 
 GLOBAL_BATCH = 8
 STEPS = 2
@@ -170,7 +171,7 @@ def train(case, driver, *, mixed_precision=False, jit_compile=False):
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         with strategy.scope():
-            model = load(arch, recipe=recipe, **config)
+            model = trainer_for(load(arch, compile=False, **config), recipe)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if jit_compile:

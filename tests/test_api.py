@@ -25,7 +25,7 @@ def test_unknown_model_lists_close_matches():
 
 
 def test_unknown_override_names_valid_keys():
-    with pytest.raises(zoo.ConfigError, match=r"unknown override key 'filter'.*valid keys: .*filters"):
+    with pytest.raises(zoo.ConfigError, match=r"override.*field 'filter': unknown field; did you mean 'filters'.*valid: .*filters"):
         zoo.load("convnet-digits", filter=(8,))
 
 

@@ -96,7 +96,7 @@ def test_a_different_run_in_the_same_out_is_refused(trained, capsys):
     "argv, message",
     [
         (["info", "convnet-mnsit"], "did you mean 'convnet-mnist'"),
-        (["train", "convnet-digits", "--set", "filterz=[8]"], "unknown override key 'filterz'"),
+        (["train", "convnet-digits", "--set", "filterz=[8]"], "field 'filterz': unknown field; did you mean 'filters'"),
         (["train", "convnet-digits", "--set", "nonsense"], "--set expects key=value"),
         (["evaluate", "convnet-digits", "--weights", "/nonexistent"], "not a trained-model directory"),
         (["train", "convnet", "--epochs", "1"], "name a dataset"),

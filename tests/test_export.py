@@ -41,7 +41,7 @@ SIGNATURES = {
 
 def write_run(model, directory, architecture, config):
     """A directory like `zoo train --out` leaves: config.json and model.weights.h5."""
-    from zoo.api import RUN_FILE, WEIGHTS_FILE
+    from zoo.training.run import RUN_FILE, WEIGHTS_FILE
 
     directory.mkdir(parents=True)
     (directory / RUN_FILE).write_text(json.dumps(dict(name=architecture, architecture=architecture,

@@ -210,7 +210,7 @@ def test_speaker_probe_finds_speakers_in_features():
 
 def test_transcribe_cli(tmp_path, capsys, las):
     from zoo.cli import main
-    from zoo.training.checkpoint import atomic_save_weights
+    from zoo.files import atomic_save_weights
 
     run = tmp_path / "run"
     run.mkdir()

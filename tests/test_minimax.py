@@ -48,19 +48,23 @@ def noisy_digits():
     return load_dataset("digits_noise")
 
 
-def _adversary_loss(model, x, y):
-    from zoo.training.minimax import _main_outputs
+def _trainer(name, recipe=None, **config):
+    """The compiled minimax trainer model of preset ``name`` (its network is ``.network``)."""
+    from zoo import load
+    from zoo.api import resolve
+    from zoo.training.steps import trainer_for
 
-    trainer = model.minimax
-    _, hidden, _ = _main_outputs(model, x, y, sorted(set(trainer.head_layers)), False)
+    return trainer_for(load(name, compile=False, **config), recipe or resolve(name)[1].train)
+
+
+def _adversary_loss(trainer, x, y):
+    _, hidden, _ = trainer.main_outputs(x, y, False)
     loss, _ = trainer.adversary_terms(hidden, np.asarray(y[trainer.nuisance], np.int32))
     return float(np.mean(loss))
 
 
-def _split_variables(model):
-    heads = model.minimax.head_variables
-    main = [v for v in model.trainable_variables if not any(v is h for h in heads)]
-    return main, heads
+def _split_variables(trainer):
+    return trainer.main_variables, trainer.head_variables
 
 
 @pytest.mark.parametrize("form", ["minimax", "reversal"])
@@ -68,10 +72,8 @@ def test_one_step_moves_adversary_and_main_net_in_opposite_directions(form, nois
     """The heads descend E_adversary; the main net ascends it (E_primary − λ·E_adversary)."""
     import keras
 
-    from zoo import load
-
     keras.utils.set_random_seed(0)
-    model = load("convnet-digits-noise-adversarial", recipe=_recipe(form=form), **TINY_CONVNET)
+    model = _trainer("convnet-digits-noise-adversarial", _recipe(form=form), **TINY_CONVNET)
     x, labels, noise = noisy_digits.arrays("train")
     x, y = x[:128], {"label": labels[:128], "noise": noise[:128]}
     main, heads = _split_variables(model)
@@ -99,7 +101,6 @@ def test_las_minimax_step_with_several_heads_and_layers():
     """LAS: linear heads on two listener layers, re-initialised, plus the closed-form centroid head."""
     import keras
 
-    from zoo import load
     from zoo.data import load_dataset
     from zoo.registry import TrainRecipe
 
@@ -109,18 +110,18 @@ def test_las_minimax_step_with_several_heads_and_layers():
         nuisance="speaker", num_classes=6, head="linear", heads=2, layers=["listener0", "listener"],
         adversary_steps=2, reinit_every=2, main_objective="confusion", lam=1.0))
     tiny = dict(num_mels=16, listener_units=8, speller_units=16, embedding_dim=8, attention_dim=8, max_output_length=8)
-    model = load("las-tones-speaker-adversarial", recipe=recipe, **tiny)
-    assert [h.layer for h in model.minimax.heads] == ["listener0", "listener0", "listener", "listener"]
+    model = _trainer("las-tones-speaker-adversarial", recipe, **tiny)
+    assert [h.layer for h in model.heads] == ["listener0", "listener0", "listener", "listener"]
     x, y = next(iter(data.pipeline("train", 24)))
-    head0 = [v.numpy() for v in model.minimax.heads[0].trainable_variables]
+    head0 = [v.numpy() for v in model.heads[0].trainable_variables]
     for _ in range(3):
         logs = model.train_step((x, y))
     assert all(np.isfinite(float(v)) for v in logs.values()) and "char_accuracy" in logs
-    assert int(model.minimax.iterations.numpy()) == 3
-    assert any(np.any(a != b.numpy()) for a, b in zip(head0, model.minimax.heads[0].trainable_variables))
+    assert int(model.iterations.numpy()) == 3
+    assert any(np.any(a != b.numpy()) for a, b in zip(head0, model.heads[0].trainable_variables))
 
-    centroid = load("las-tones-speaker-adversarial", **tiny)  # the preset's own head: centroid
-    assert centroid.minimax.heads[0].trainable_variables == []
+    centroid = _trainer("las-tones-speaker-adversarial", **tiny)  # the preset's own head: centroid
+    assert centroid.heads[0].trainable_variables == []
     logs = centroid.train_step((x, y))
     assert 0.0 <= float(logs["adversary_accuracy"]) <= 1.0 and np.isfinite(float(logs["adversary_loss"]))
 
@@ -192,19 +193,19 @@ def test_adversary_head_pools_over_valid_frames():
 
 
 def test_bad_minimax_params_are_refused():
-    from zoo import load
     from zoo.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown minimax step_params"):
-        load("convnet-digits-noise-adversarial", recipe=_recipe(adversary_stpes=3), **TINY_CONVNET)
+    name = "convnet-digits-noise-adversarial"
+    with pytest.raises(ConfigError, match="field 'adversary_stpes': unknown field; did you mean 'adversary_steps'"):
+        _trainer(name, _recipe(adversary_stpes=3), **TINY_CONVNET)
     with pytest.raises(ConfigError, match="confusion"):
-        load("convnet-digits-noise-adversarial", recipe=_recipe(form="reversal", main_objective="confusion"),
-             **TINY_CONVNET)
-    with pytest.raises(ConfigError, match="hidden layer"):
-        load("convnet-digits-noise-adversarial", recipe=_recipe(layers=["conv1"]), **TINY_CONVNET)
+        _trainer(name, _recipe(form="reversal", main_objective="confusion"), **TINY_CONVNET)
+    with pytest.raises(ConfigError, match="no hidden layer 'conv1'; choose from features"):
+        _trainer(name, _recipe(layers=["conv1"]), **TINY_CONVNET)
     with pytest.raises(ConfigError, match="ema_momentum"):
-        load("convnet-digits-noise-adversarial", recipe=dataclasses.replace(_recipe(), ema_momentum=0.99),
-             **TINY_CONVNET)
+        _trainer(name, dataclasses.replace(_recipe(), ema_momentum=0.99), **TINY_CONVNET)
+    with pytest.raises(ConfigError, match="field 'lam': must be >= 0"):
+        _trainer(name, _recipe(lam=-1.0), **TINY_CONVNET)
 
 
 def test_noisy_images_carry_three_noise_types(noisy_digits):

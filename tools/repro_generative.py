@@ -77,7 +77,7 @@ def finetune_vaegan(data, runs, epochs, seed=0):
     from zoo.api import resolve
 
     spec, _ = resolve("vaegan-mnist")
-    config = {k: v for k, v in model.get_config().items() if k in spec.defaults}
+    config = {k: v for k, v in model.get_config().items() if k in spec.config_defaults()}
     model.save_weights(out / "model.weights.h5")
     (out / "config.json").write_text(json.dumps(dict(name="vaegan-mnist", architecture="vaegan", config=config,
                                                      dataset="mnist", seed=seed,

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,22 +57,12 @@ VARIANTS = {
 }
 
 
-def variant_registry(base: str, variant: str) -> tuple[str, Path]:
-    """A temporary registry holding every preset plus ``base+variant`` (its step_params replaced)."""
-    import yaml
+def variant_recipe(recipe, variant: str):
+    """The preset's recipe with the minimax step_params of ``variant``."""
+    import dataclasses
 
-    from zoo.registry import registry_path
-
-    data = yaml.safe_load(registry_path().read_text())
-    preset = json.loads(json.dumps(data["presets"][base]))
-    params = dict(VARIANTS[variant])
-    preset["train"]["step"] = "minimax"
-    preset["train"]["step_params"] = {"nuisance": "speaker", "num_classes": 6, "clipnorm": 5.0, **params}
-    name = f"{base}__{variant}"
-    data["presets"][name] = preset
-    path = Path(tempfile.mkdtemp(prefix="zoo-las-")) / "registry.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return name, path
+    params = {"nuisance": "speaker", "num_classes": 6, "clipnorm": 5.0, **VARIANTS[variant]}
+    return dataclasses.replace(recipe, step="minimax", step_params=params)
 
 
 class CerCurve:
@@ -128,17 +117,19 @@ def copy_las_weights(model, source_dir):
 
 
 def run(name, *, data_dir, heldout=False, epochs=None, eval_every=2, seed=0, out_root=REPO / "runs" / "las",
-        init_from=None):
+        init_from=None, variant=None):
     import keras
 
     from zoo.api import load, resolve
     from zoo.data import load_dataset
     from zoo.models.las import evaluate_las
-    from zoo.training.checkpoint import atomic_save_weights, atomic_write_text
+    from zoo.files import atomic_save_weights, atomic_write_text
     from zoo.training.fit import schedule_callbacks
 
+    from zoo.training.steps import trainer_for
+
     spec, preset = resolve(name)
-    recipe = preset.train
+    recipe = preset.train if variant is None else variant_recipe(preset.train, variant)
     if epochs:
         import dataclasses
 
@@ -148,21 +139,21 @@ def run(name, *, data_dir, heldout=False, epochs=None, eval_every=2, seed=0, out
     keras.utils.set_random_seed(seed)
     dataset_name = "fsdd_heldout" if heldout else preset.dataset
     data = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
-    model = load(name, recipe=recipe)
+    model = load(name, compile=False)
     if init_from:
         copy_las_weights(model, init_from)
     clock = Clock()
     curve = CerCurve(data, eval_every, clock)
-    model.fit(data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs,
+    trainer_for(model, recipe).fit(data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs,
               callbacks=[*schedule_callbacks(recipe), curve.callback], verbose=2)
     train_wall, train_cpu = clock.wall, clock.cpu
-    run_name = name + ("@heldout" if heldout else "") + (f"<-{Path(init_from).name}" if init_from else "")
-    out = out_root / run_name.replace("@", "_").replace("<-", "_from_")
+    run_name = name + (f"+{variant}" if variant else "") + ("@heldout" if heldout else "") + (f"<-{Path(init_from).name}" if init_from else "")
+    out = out_root / run_name.replace("@", "_").replace("<-", "_from_").replace("+", "__")
     out.mkdir(parents=True, exist_ok=True)
     config = model.get_config()
-    config = {k: config[k] for k in spec.defaults}
+    config = {k: config[k] for k in spec.config_defaults()}
     # weights first: a `zoo transcribe`/`zoo evaluate`-ready directory even if the evaluation fails
-    atomic_write_text(out / "config.json", json.dumps(dict(name=preset.name.split("__")[0], architecture=spec.name,
+    atomic_write_text(out / "config.json", json.dumps(dict(name=preset.name, architecture=spec.name,
                                                             config=config, dataset=dataset_name,
                                                             recipe=dict(vars(recipe)), seed=seed), indent=2))
     atomic_save_weights(model, out / "model.weights.h5")
@@ -201,6 +192,7 @@ def run_noise(name, *, data_dir, seed=0, probe_fit=2000):
 
     from zoo.api import load, resolve
     from zoo.data import load_dataset
+    from zoo.training.steps import trainer_for
 
     _, preset = resolve(name)
     data = load_dataset(preset.dataset, data_dir=data_dir, seed=seed)
@@ -213,9 +205,9 @@ def run_noise(name, *, data_dir, seed=0, probe_fit=2000):
         if lam is not None:
             params["lam"] = lam
         recipe = dataclasses.replace(preset.train, step_params=params)
-        model = load(name, recipe=recipe)
+        model = load(name, compile=False)
         wall, cpu = time.time(), cpu_seconds()
-        history = model.fit(data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs, verbose=2)
+        history = trainer_for(model, recipe).fit(data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs, verbose=2)
         wall, cpu = time.time() - wall, cpu_seconds() - cpu
         features = lambda x: np.concatenate([np.asarray(model.features(x[i:i + 512])).reshape(len(x[i:i + 512]), -1)
                                             for i in range(0, len(x), 512)])
@@ -264,11 +256,8 @@ def main(argv=None):
         mnist = args.data_dir if args.data_dir != str(DEFAULT_DATA) else str(REPO.parent / "shared" / "data" / "mnist")
         run_noise(name, data_dir=mnist if "mnist" in name else None, seed=args.seed)
         return
-    if args.variant:
-        name, registry = variant_registry(args.preset, args.variant)
-        os.environ["ZOO_REGISTRY"] = str(registry)
     run(name, data_dir=args.data_dir, heldout=args.heldout, epochs=args.epochs, eval_every=args.eval_every,
-        seed=args.seed, init_from=args.init_from)
+        seed=args.seed, init_from=args.init_from, variant=args.variant)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
 
     from zoo import get_attack, load
     from zoo.data import load_dataset
-    from zoo.training.adversarial import attack_report
+    from zoo.evaluation import attack_report
     from zoo.training.fit import train
 
     record = dict(preset=PRESET, data_dir=args.data_dir, seed=args.seed, host=platform.node(),

@@ -6,15 +6,12 @@ import fnmatch
 import json
 from pathlib import Path
 
-from zoo.errors import ConfigError, UnknownNameError
+from zoo.errors import ConfigError, PluginError, UnknownNameError, ZooError
 from zoo.plugins import get_plugin_manager
 from zoo.registry import Preset, TrainRecipe, load_registry
 
-WEIGHTS_FILE = "model.weights.h5"
-RUN_FILE = "config.json"
-
-
-def _unknown(kind: str, name: str, choices) -> UnknownNameError:
+def unknown(kind: str, name: str, choices) -> UnknownNameError:
+    """The error for an unknown name, with close matches and the choices."""
     choices = sorted(choices)
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -34,51 +31,68 @@ def resolve(name: str):
     if name in presets:
         preset = presets[name]
         if preset.architecture not in models:
-            raise _unknown(f"architecture (preset {name!r} names)", preset.architecture, models)
+            raise unknown(f"architecture (preset {name!r} names)", preset.architecture, models)
         return models[preset.architecture], preset
     if name in models:
         return models[name], None
-    raise _unknown("model", name, set(models) | set(presets))
+    raise unknown("model", name, set(models) | set(presets))
 
 
 def model_config(spec, preset: Preset | None = None, saved: dict | None = None, overrides: dict | None = None) -> dict:
-    """The build config: spec defaults <- preset config <- a saved run's config <- overrides,
-    with ``None`` overrides dropped (timm's rule) and unknown keys refused."""
-    config = dict(spec.defaults)
-    layers = [("preset " + preset.name, preset.config)] if preset else []
-    layers += [("saved run", saved or {}), ("override", {k: v for k, v in (overrides or {}).items() if v is not None})]
+    """The build config: spec defaults <- preset config <- a saved run's config <- overrides, with
+    ``None`` overrides dropped (timm's rule), unknown keys refused and values checked against the
+    builder's annotations (each error names where the value came from)."""
+    config = spec.config_defaults()
+    layers = [(f"preset {preset.name!r}: config", preset.config)] if preset else []
+    layers += [("saved run config", saved or {}),
+               ("override", {k: v for k, v in (overrides or {}).items() if v is not None})]
     for origin, values in layers:
-        for key, value in values.items():
-            if key not in spec.defaults:
-                raise ConfigError(
-                    f"unknown {origin} key {key!r} for architecture {spec.name!r}; "
-                    f"valid keys: {', '.join(sorted(spec.defaults))}"
-                )
-            config[key] = value
+        config.update(spec.check_config(values, origin))
     return config
 
 
 def read_run(weights) -> dict:
     """The ``config.json`` of a directory written by ``zoo train --out``."""
-    path = Path(weights) / RUN_FILE
-    if not (Path(weights) / WEIGHTS_FILE).exists() or not path.exists():
-        raise ConfigError(f"{weights} is not a trained-model directory (needs {RUN_FILE} and {WEIGHTS_FILE}; "
-                          f"write one with `zoo train NAME --out DIR`)")
-    return json.loads(path.read_text())
+    from zoo.training.run import read_run_record
+
+    return read_run_record(weights)
+
+
+def build_model(spec, config: dict):
+    """``spec.build(**config)``, with a builder's failure reported as the user's or the plugin's."""
+    from zoo.plugins import get_plugin_manager
+
+    try:
+        model = spec.builder(**config)
+    except (ValueError, TypeError) as exc:  # a builder refusing a value it was given
+        raise ConfigError(f"architecture {spec.name!r} refused its config: {exc}") from None
+    except ZooError:
+        raise
+    except Exception as exc:
+        plugin = get_plugin_manager().provider("models", spec.name)
+        raise PluginError(f"architecture {spec.name!r} from plugin {plugin.name!r} (distribution "
+                          f"{plugin.distribution} {plugin.version}) failed to build: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(model, "fit") or not callable(model):
+        plugin = get_plugin_manager().provider("models", spec.name)
+        raise PluginError(f"architecture {spec.name!r} from plugin {plugin.name!r} (distribution "
+                          f"{plugin.distribution} {plugin.version}): build returned {type(model).__name__}, "
+                          f"not a keras.Model")
+    return model
 
 
 def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe | None = None, **overrides):
-    """Build the architecture or preset ``name`` as a compiled ``keras.Model`` ready for ``fit``.
+    """Build the architecture or preset ``name`` as a ``keras.Model``.
 
     Args:
         name: an architecture (``"convnet"``) or a preset from registry.yaml (``"convnet-mnist"``).
         weights: a directory written by ``zoo train --out``; its saved config and weights are used.
-        compile: compile with the preset's training recipe (optimizer, loss, train-step kind).
+        compile: compile with the recipe's optimizer and the model's own loss, ready for ``fit``,
+            ``evaluate`` and ``predict``. Objectives with a trainer of their own (``adversarial``,
+            ``madry``, ``trades``, ``minimax``) wrap the network: ``zoo.training.trainer_for(model,
+            recipe)`` gives the model to ``fit`` for them (``zoo.training.fit.train`` does this).
         recipe: a training recipe replacing the preset's.
         **overrides: config keys of the architecture (``filters=(16, 32)``); ``None`` is ignored.
     """
-    from zoo.training.steps import compile_model
-
     spec, preset = resolve(name)
     saved = None
     if weights is not None:
@@ -86,21 +100,34 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
         if run["architecture"] != spec.name:
             raise ConfigError(f"{weights} holds a {run['architecture']!r} model, not {spec.name!r}")
         saved = run["config"]
-    config = model_config(spec, preset, saved, overrides)
-    model = spec.build(**config)
-    if compile:
-        compile_model(model, recipe or (preset.train if preset else TrainRecipe()))
+    model = build_model(spec, model_config(spec, preset, saved, overrides))
     if weights is not None:
-        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:  # none when compile=False
-            model.optimizer.build(model.trainable_variables)  # so the saved optimizer state loads too
-        model.load_weights(str(Path(weights) / WEIGHTS_FILE))
+        from zoo.training.run import load_network_weights
+
+        load_network_weights(model, weights)
+    if compile:
+        compile_network(model, recipe or (preset.train if preset else TrainRecipe()))
+    return model
+
+
+def compile_network(model, recipe):
+    """Compile ``model`` for ``recipe``; when the recipe's objective wraps it in a trainer, compile
+    the network for its plain loss instead (cross-entropy, or the model's own step)."""
+    import dataclasses
+
+    from zoo.training.kinds import has_own_train_step
+    from zoo.training.steps import trainer_for
+
+    if trainer_for(model, recipe) is not model:
+        plain = "own" if has_own_train_step(model) else "supervised"
+        trainer_for(model, dataclasses.replace(recipe, step=plain, step_params={}, ema_momentum=None))
     return model
 
 
 def _get(kind: str, name: str, params: dict):
     factories = getattr(get_plugin_manager(), kind)()
     if name not in factories:
-        raise _unknown(kind[:-1].replace("_", " "), name, factories)
+        raise unknown(kind[:-1].replace("_", " "), name, factories)
     return factories[name](**params)
 
 

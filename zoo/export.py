@@ -97,7 +97,7 @@ def export_model(model, out, name: str, version: int | None = None, *, base_path
 
 def write_models_config(out, base_path: str = "/models") -> Path:
     """``out/models.config`` listing every exported model under ``out`` (atomically replaced)."""
-    from zoo.training.checkpoint import atomic_write_text
+    from zoo.files import atomic_write_text
 
     out = Path(out)
     entries = []

@@ -19,9 +19,12 @@ hookspec = pluggy.HookspecMarker("zoo")
 def zoo_models():
     """Return an iterable of :class:`zoo.ModelSpec`.
 
-    ``spec.build(**config)`` must return a (not necessarily compiled) ``keras.Model``;
-    ``spec.defaults`` lists every key ``build`` accepts, so an unknown override is refused before
-    ``build`` is called. Presets in ``registry.yaml`` refer to a spec by ``spec.name``.
+    ``spec.build(**config)`` must return a (not necessarily compiled) ``keras.Model``; ``build`` may
+    be an import path (``"my_package.models:MyNet"``), imported only when a model is built. The
+    config keys are ``build``'s keyword parameters (or ``spec.defaults`` when given), so an unknown
+    override is refused before ``build`` is called and its annotations check every value. Presets in
+    ``registry.yaml`` refer to a spec by ``spec.name``. A model takes part in attacks, adversary
+    training, export and evaluation through the methods of ``zoo.protocols``.
     """
 
 
@@ -59,6 +62,20 @@ def zoo_datasets():
     """Return a mapping ``name -> factory``; ``factory(data_dir=None, seed=0, **params)``
     returns a :class:`zoo.data.Dataset` (anything with ``info``, ``arrays(split)`` and
     ``pipeline(split, batch_size, shuffle=..., seed=...)``).
+    """
+
+
+@hookspec
+def zoo_train_steps():
+    """Return a mapping ``name -> zoo.TrainStep``: train-step kinds a recipe names as ``train.step``.
+
+    ``TrainStep(build, params=None, description="", accepts=None)``: ``build(model, recipe, params)``
+    returns the compiled ``keras.Model`` that ``fit`` trains — the model itself, or a trainer model
+    wrapping it that owns any extra networks, optimizers and metrics (keras-io's ``Distiller``
+    pattern); ``params`` is a dataclass declaring ``recipe.step_params`` (checked before ``build``);
+    ``accepts(model)`` returns why the kind cannot train a model, or ``None``. The built-in kinds
+    (``supervised``, ``own``, ``adversarial``, ``madry``, ``trades``, ``minimax``) come through this
+    hook too (module ``zoo.training.kinds``).
     """
 
 

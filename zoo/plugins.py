@@ -24,10 +24,10 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.errors import PluginError  # noqa: F401  (re-exported)
-from zoo.spec import ModelSpec
+from zoo.spec import ModelSpec, TrainStep
 
 #: Modules of the core that register like any plugin (datasette's DEFAULT_PLUGINS).
-BUILTIN_PLUGINS = ("zoo.models", "zoo.data.sources")
+BUILTIN_PLUGINS = ("zoo.models", "zoo.data.sources", "zoo.training.kinds")
 ENTRY_POINT_GROUP = "zoo"
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("zoo_"))
 
@@ -138,6 +138,9 @@ class PluginManager:
     def datasets(self) -> dict[str, Any]:
         return {k: v[0] for k, v in self._collect("datasets").items()}
 
+    def train_steps(self) -> dict[str, TrainStep]:
+        return {k: v[0] for k, v in self._collect("train_steps").items()}
+
     def _collect(self, kind: str) -> dict[str, tuple[Any, str]]:
         if kind in self._cache:
             return self._cache[kind]
@@ -172,6 +175,13 @@ def _as_items(kind, result):
             if not isinstance(s, ModelSpec):
                 raise TypeError(f"zoo_models() must return ModelSpec objects, got {type(s).__name__}")
         return [(s.name, s) for s in specs]
+    if kind == "train_steps":
+        if not hasattr(result, "items"):
+            raise TypeError(f"zoo_train_steps() must return a mapping name -> TrainStep, got {type(result).__name__}")
+        for key, step in result.items():
+            if not isinstance(key, str) or not isinstance(step, TrainStep):
+                raise TypeError(f"zoo_train_steps() entry {key!r} must map a string name to a zoo.TrainStep")
+        return list(result.items())
     if not hasattr(result, "items"):
         raise TypeError(f"zoo_{kind}() must return a mapping name -> factory, got {type(result).__name__}")
     for key, factory in result.items():

@@ -7,11 +7,12 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from zoo.errors import RegistryError  # noqa: F401  (re-exported)
+from zoo.errors import ConfigError, RegistryError
+from zoo.validate import POSITIVE, Range, check
 
 _PACKAGED = Path(__file__).with_name("registry.yaml")  # installed copy (setup.py puts it there)
 _SOURCE = Path(__file__).resolve().parent.parent / "registry.yaml"  # source checkout / editable
@@ -19,17 +20,30 @@ _SOURCE = Path(__file__).resolve().parent.parent / "registry.yaml"  # source che
 
 @dataclasses.dataclass(frozen=True)
 class TrainRecipe:
+    """How a preset is trained (``train:`` in registry.yaml); ``step`` names a train-step kind."""
+
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    epochs: int = 1
-    batch_size: int = 64
-    step: str = "supervised"
-    step_params: dict = dataclasses.field(default_factory=dict)
-    lr_schedule: str = "constant"
-    ema_momentum: float | None = None  # keep an exponential moving average of the weights; the model ends with it
+    learning_rate: Annotated[float, POSITIVE] = 1e-3
+    epochs: Annotated[int, Range(1)] = 1
+    batch_size: Annotated[int, Range(1)] = 64
+    step: str = "auto"  # "auto": the model's own train_step if it has one, else "supervised"
+    step_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    # keep an exponential moving average of the weights; the model ends with it
+    ema_momentum: Annotated[float, Range(0, 1, low_open=True, high_open=True)] | None = None
 
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class Metadata:
+    """What a preset says about itself (``metadata:``); shown by ``zoo info``."""
+
+    description: str = ""
+    citation: str = ""
+    metrics: list[str] = dataclasses.field(default_factory=list)
+    notes: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +51,20 @@ class Preset:
     name: str
     architecture: str
     dataset: str
-    config: dict
+    config: dict[str, Any]
     train: TrainRecipe
     metadata: dict
 
 
-_TOP_KEYS = {"architecture", "dataset", "config", "train", "metadata"}
-_METADATA_KEYS = {"description", "citation", "metrics", "notes"}
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """One preset as written in registry.yaml (the name is its key)."""
+
+    architecture: str
+    dataset: str
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    train: TrainRecipe = dataclasses.field(default_factory=TrainRecipe)
+    metadata: Metadata = dataclasses.field(default_factory=Metadata)
 
 
 def registry_path() -> Path:
@@ -75,56 +96,16 @@ def _load_cached(path: str, _mtime: int) -> dict[str, Preset]:
 
 
 def _parse_preset(path: str, name: Any, entry: Any) -> Preset:
-    def fail(field: str, problem: str):
-        raise RegistryError(f"{path}: preset {name!r}: field {field!r}: {problem}")
-
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise RegistryError(f"{path}: preset name {name!r} must be a string of letters, digits, '-' and '_'")
-    if not isinstance(entry, dict):
-        fail("<entry>", f"expected a mapping, got {type(entry).__name__}")
-    for key in entry:
-        if key not in _TOP_KEYS:
-            fail(key, f"unknown field; valid fields are {sorted(_TOP_KEYS)}")
+    # `config: ` or `train: ` left empty in YAML is null: read it as "no overrides"
+    entry = {k: v for k, v in entry.items() if v is not None} if isinstance(entry, dict) else entry
+    try:
+        parsed = check(_Entry, entry, f"{path}: preset {name!r}")
+    except ConfigError as exc:
+        raise RegistryError(str(exc)) from None
     for key in ("architecture", "dataset"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            fail(key, "required, a non-empty string")
-    config = entry.get("config") or {}
-    if not isinstance(config, dict):
-        fail("config", "expected a mapping of config overrides")
-    metadata = entry.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        fail("metadata", "expected a mapping")
-    for key in metadata:
-        if key not in _METADATA_KEYS:
-            fail(f"metadata.{key}", f"unknown field; valid fields are {sorted(_METADATA_KEYS)}")
-    if "metrics" in metadata and not (
-        isinstance(metadata["metrics"], list) and all(isinstance(m, str) for m in metadata["metrics"])
-    ):
-        fail("metadata.metrics", "expected a list of metric names")
-    train = entry.get("train") or {}
-    if not isinstance(train, dict):
-        fail("train", "expected a mapping")
-    fields = {f.name: f for f in dataclasses.fields(TrainRecipe)}
-    for key, value in train.items():
-        if key not in fields:
-            fail(f"train.{key}", f"unknown field; valid fields are {sorted(fields)}")
-        if key in ("epochs", "batch_size") and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            fail(f"train.{key}", f"expected a positive integer, got {value!r}")
-        if key == "learning_rate" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-            fail(f"train.{key}", f"expected a positive number, got {value!r}")
-        if key in ("optimizer", "step") and not (isinstance(value, str) and value):
-            fail(f"train.{key}", f"expected a non-empty string, got {value!r}")
-        if key == "ema_momentum" and not (value is None or (isinstance(value, float) and 0.0 < value < 1.0)):
-            fail(f"train.{key}", f"expected a number strictly between 0 and 1, got {value!r}")
-        if key == "lr_schedule" and value not in LR_SCHEDULES:
-            fail(f"train.{key}", f"expected one of {list(LR_SCHEDULES)}, got {value!r}")
-        if key == "step_params" and not isinstance(value, dict):
-            fail(f"train.{key}", "expected a mapping")
-    return Preset(
-        name=name,
-        architecture=entry["architecture"],
-        dataset=entry["dataset"],
-        config=dict(config),
-        train=TrainRecipe(**train),
-        metadata=dict(metadata),
-    )
+        if not getattr(parsed, key):
+            raise RegistryError(f"{path}: preset {name!r}: field {key!r}: required, a non-empty string")
+    metadata = {k: entry["metadata"][k] for k in entry.get("metadata") or {}}
+    return Preset(name, parsed.architecture, parsed.dataset, parsed.config, parsed.train, metadata)

@@ -31,7 +31,7 @@ def run(args):
 
     from zoo.api import get_attack, load, read_run
     from zoo.data import load_dataset
-    from zoo.training.adversarial import attack_report
+    from zoo.evaluation import attack_report
 
     if args.n < 1 or args.batch_size < 1:
         raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")

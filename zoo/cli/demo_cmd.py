@@ -34,7 +34,7 @@ def attack_step(out: Path) -> dict:
     from zoo import get_attack, load
     from zoo.cli.attack_cmd import PANEL_EXAMPLES, _save_panel
     from zoo.data import load_dataset
-    from zoo.training.adversarial import attack_report
+    from zoo.evaluation import attack_report
 
     print("== PGD against that ConvNet (eps 0.2, 20 steps) ==", flush=True)
     model = load("convnet-digits", weights=out / "convnet-digits")

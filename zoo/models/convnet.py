@@ -1,7 +1,13 @@
 """The seed's ConvNet classifier: conv/pool blocks, dense layers, softmax output, E = −ln ŷ_true."""
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import keras
+
+from zoo.validate import Range
+
+_SIZE = Annotated[int, Range(1)]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -23,14 +29,14 @@ class ConvNet(keras.Model):
 
     def __init__(
         self,
-        input_shape=(28, 28, 1),
-        num_classes=10,
-        filters=(32, 64),
-        kernel_size=3,
-        pool=2,
-        dense=(128,),
-        dropout=0.0,
-        output="softmax",
+        input_shape: tuple[_SIZE, _SIZE, _SIZE] = (28, 28, 1),
+        num_classes: Annotated[int, Range(2)] = 10,
+        filters: tuple[_SIZE, ...] = (32, 64),
+        kernel_size: _SIZE = 3,
+        pool: _SIZE = 2,
+        dense: tuple[_SIZE, ...] = (128,),
+        dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0,
+        output: Literal["softmax", "logits"] = "softmax",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -57,8 +63,25 @@ class ConvNet(keras.Model):
         self.classifier = keras.layers.Dense(
             self.num_classes, activation="softmax" if output == "softmax" else None, name="output"
         )
-        # One forward pass on zeros creates every weight, so the model is built (and savable) at once.
-        self(keras.ops.zeros((1, *self.image_shape)))
+        self.build((None, *self.image_shape))  # every weight exists at once, so the model is savable
+
+    hidden_layers = ("features",)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in [*self.blocks, self.flatten, *self.hidden]:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.drop.build(shape)
+        self.classifier.build(shape)
+        self.built = True
+
+    def hidden_shapes(self, layers=("features",)):
+        """``{"features": shape}`` of the penultimate representation, from the layers' shape rules."""
+        shape = (None, *self.image_shape)
+        for layer in [*self.blocks, self.flatten, *self.hidden]:
+            shape = layer.compute_output_shape(shape)
+        return {"features": tuple(shape)}
 
     def features(self, x, training=False):
         """The penultimate representation (the hidden layer adversary heads and FID read)."""

@@ -102,6 +102,16 @@ class LAS(keras.Model):
     def encoder_dim(self):
         return 2 * self.listener_units
 
+    @property
+    def hidden_layers(self):
+        """The layers adversary heads may read: ``listener`` (= ``encode()``, the default), each
+        pyramid layer ``listener0``, ... and the normalised ``features``."""
+        return ("listener", *(f"listener{i}" for i in range(self.listener_layers)), "features")
+
+    def hidden_shapes(self, layers):
+        """``{layer: (batch, time, width)}`` of the hidden layers named."""
+        return {name: (None, None, self.feature_dim if name == "features" else self.encoder_dim) for name in layers}
+
     def _build_layers(self):
         width = self.feature_dim
         for layer in self.listener:

@@ -51,7 +51,7 @@ def quality_classifier(dataset):
     """The ConvNet whose features define the distance for ``dataset`` (trained once, then cached)."""
     import keras
 
-    from zoo.training.checkpoint import atomic_write_text
+    from zoo.files import atomic_write_text
 
     own = os.environ.get("ZOO_QUALITY_CLASSIFIER")
     if own:

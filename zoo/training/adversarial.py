@@ -26,23 +26,24 @@ labels "leaks" them (the model learns to read the label from the perturbation an
 accurate on adversarial than clean inputs); ``attack_labels: predicted`` attacks the model's own
 predictions instead.
 
-The per-batch objective lives in :meth:`AdversarialTraining.compute_loss`, so a custom
-(distributed) loop can call it; it scales by the global batch size (``tf.nn.compute_average_loss``)
-and the metrics it reports are unscaled means.
+:class:`AdversarialTrainer` is a ``keras.Model`` that wraps the network (as keras-io's ``Distiller``
+wraps its student): ``fit`` trains the trainer, the network's weights move. Its per-batch objective is
+:meth:`AdversarialTrainer.objective`, so a custom (distributed) loop can call it; it scales by the
+global batch size (``tf.nn.compute_average_loss``) and the metrics it reports are unscaled means.
 """
 from __future__ import annotations
 
-from zoo.errors import ConfigError
-from zoo.training.steps import make_optimizer, register_step
+import keras
+import tensorflow as tf
 
-OWN_KEYS = ("attack", "alpha", "beta", "attack_labels", "evaluate_adversarial", "warmup_steps", "augmentation")
+from zoo.protocols import class_logits
 
 
-class AdversarialTraining:
-    """The adversarial-training objective of one classifier, plus ``train_step``/``test_step`` for fit.
+class AdversarialTrainer(keras.Model):
+    """Trains ``network`` (a classifier) on the adversarial-training objective; ``fit`` this model.
 
     Args:
-        model: a zoo classifier (softmax or logit outputs).
+        network: a zoo classifier (softmax or logit outputs).
         attack: an attack object, ``attack(model, x, y) -> x_adv``.
         alpha: weight of the clean loss (Goodfellow's α); 0 trains on adversarial examples only.
         beta: if given, the TRADES objective E(x, y) + β·KL(ŷ(x) ‖ ŷ(x_adv)) replaces the α-mix.
@@ -52,11 +53,10 @@ class AdversarialTraining:
         augmentation: ``augmentation(x, y) -> (x, y)`` applied to training batches before the attack.
     """
 
-    def __init__(self, model, attack, *, alpha=0.5, beta=None, attack_labels="true", evaluate_adversarial=True,
-                 warmup_steps=0, augmentation=None):
-        import keras
-
-        self.model = model
+    def __init__(self, network, attack, *, alpha=0.5, beta=None, attack_labels="true", evaluate_adversarial=True,
+                 warmup_steps=0, augmentation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
         self.attack = attack
         self.alpha = float(alpha)
         self.beta = None if beta is None else float(beta)
@@ -64,13 +64,14 @@ class AdversarialTraining:
         self.evaluate_adversarial = bool(evaluate_adversarial)
         self.warmup_steps = int(warmup_steps)
         self.augmentation = augmentation
-        self.from_logits = getattr(model, "output_kind", "softmax") == "logits"
-        self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits,
-                                                                           reduction=None)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
         self.adv_accuracy = keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
+        self.built = network.built  # no weights of its own: built when the network is
+
+    def call(self, x, training=False):
+        return self.network(x, training=training)
 
     @property
     def metrics(self):
@@ -79,203 +80,92 @@ class AdversarialTraining:
 
     def adversarial_examples(self, x, y):
         """The attack's examples for the batch, treated as constants by the weight gradient."""
-        import tensorflow as tf
-
         labels = None if self.attack_labels == "predicted" else y
-        return tf.stop_gradient(self.attack(self.model, x, labels))
+        return tf.stop_gradient(self.attack(self.network, x, labels))
 
-    def compute_loss(self, x, y, sample_weight=None, training=True):
-        """The per-batch objective: ``(loss scaled by the global batch, metric values)``.
+    def objective(self, x, y, sample_weight=None, training=True):
+        """The per-batch objective: ``(loss scaled by the global batch, outputs)``.
 
-        ``loss`` = Σ_i w_i·[α·E(x_i, y_i) + (1−α)·E(x_adv_i, y_i)] / global batch size, ready for
-        summing gradients across replicas; the metric values are per-replica unscaled tensors.
+        ``loss`` = Σ_i w_i·[α·E(x_i, y_i) + (1−α)·E(x_adv_i, y_i)] / global batch size (or the TRADES
+        sum), ready for summing gradients across replicas; ``outputs`` holds per-replica unscaled
+        per-example terms and the logits, and the batch as trained on (after any augmentation).
         """
-        import tensorflow as tf
-
         if training and self.augmentation is not None:
             x, y = self.augmentation(x, y)
         x_adv = self.adversarial_examples(x, y)
         if training and self.warmup_steps:
-            done = tf.cast(self.model.optimizer.iterations + 1, x_adv.dtype) / self.warmup_steps
+            done = tf.cast(self.optimizer.iterations + 1, x_adv.dtype) / self.warmup_steps
             x_adv = x + tf.minimum(done, 1.0) * (x_adv - x)  # inside the ε-ball and the clip box
+        labels = tf.cast(y, tf.int32)
+
+        def cross_entropy(logits):
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
         outputs = {}
         if self.beta is not None:  # TRADES
-            clean_pred = self.model(x, training=training)
-            adv_pred = self.model(x_adv, training=training)
-            per_example = self.per_example_loss(y, clean_pred) + self.beta * self._kl(clean_pred, adv_pred)
-            outputs.update(clean_pred=clean_pred, adv_pred=adv_pred, adv_loss=self.per_example_loss(y, adv_pred))
+            clean = class_logits(self.network, x, training=training)
+            adv = class_logits(self.network, x_adv, training=training)
+            log_p, log_q = tf.nn.log_softmax(clean), tf.nn.log_softmax(adv)
+            kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+            per_example = cross_entropy(clean) + self.beta * kl
+            outputs.update(clean_logits=clean, adv_logits=adv, adv_loss=cross_entropy(adv))
         else:  # α-mix; a term with weight 0 is not computed
             per_example = 0.0
             if self.alpha > 0:
-                clean_pred = self.model(x, training=training)
-                per_example += self.alpha * self.per_example_loss(y, clean_pred)
-                outputs["clean_pred"] = clean_pred
+                clean = class_logits(self.network, x, training=training)
+                per_example += self.alpha * cross_entropy(clean)
+                outputs["clean_logits"] = clean
             if self.alpha < 1:
-                adv_pred = self.model(x_adv, training=training)
-                adv = self.per_example_loss(y, adv_pred)
-                per_example += (1.0 - self.alpha) * adv
-                outputs.update(adv_pred=adv_pred, adv_loss=adv)
+                adv = class_logits(self.network, x_adv, training=training)
+                adv_loss = cross_entropy(adv)
+                per_example += (1.0 - self.alpha) * adv_loss
+                outputs.update(adv_logits=adv, adv_loss=adv_loss)
         loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
-        outputs.update(per_example=per_example, x=x, y=y)  # the batch as trained on (after any augmentation)
+        outputs.update(per_example=per_example, x=x, y=y)
         return loss, outputs
-
-    def _kl(self, clean_pred, adv_pred):
-        """Per-example KL(ŷ(x) ‖ ŷ(x_adv)), from log-probabilities (log-softmax of logits)."""
-        import tensorflow as tf
-
-        clean_pred, adv_pred = tf.cast(clean_pred, tf.float32), tf.cast(adv_pred, tf.float32)  # float16 under mixed precision
-        if self.from_logits:
-            log_p, log_q = tf.nn.log_softmax(clean_pred), tf.nn.log_softmax(adv_pred)
-        else:
-            log_p = tf.math.log(tf.clip_by_value(clean_pred, 1e-7, 1.0))
-            log_q = tf.math.log(tf.clip_by_value(adv_pred, 1e-7, 1.0))
-        return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
 
     def _update_metrics(self, x, y, outputs, sample_weight):
         self.loss_tracker.update_state(outputs["per_example"], sample_weight=sample_weight)
-        clean_pred = outputs.get("clean_pred")
-        if clean_pred is None:  # pure adversarial training: clean accuracy still worth watching
-            clean_pred = self.model(x, training=False)
-        self.accuracy.update_state(y, clean_pred, sample_weight=sample_weight)
-        if "adv_pred" in outputs:
+        clean = outputs.get("clean_logits")
+        if clean is None:  # pure adversarial training: clean accuracy still worth watching
+            clean = class_logits(self.network, x, training=False)
+        self.accuracy.update_state(y, clean, sample_weight=sample_weight)
+        if "adv_logits" in outputs:
             self.adv_loss_tracker.update_state(outputs["adv_loss"], sample_weight=sample_weight)
-            self.adv_accuracy.update_state(y, outputs["adv_pred"], sample_weight=sample_weight)
+            self.adv_accuracy.update_state(y, outputs["adv_logits"], sample_weight=sample_weight)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        import keras
-        import tensorflow as tf
-
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        model = self.model
+        variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
-            loss, outputs = self.compute_loss(x, y, sample_weight, training=True)
-            scaled = model.optimizer.scale_loss(loss) if hasattr(model.optimizer, "scale_loss") else loss
-        grads = tape.gradient(scaled, model.trainable_variables)
-        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            loss, outputs = self.objective(x, y, sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(loss)  # mixed precision: the loss scale (else identity)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return self._update_metrics(outputs["x"], outputs["y"], outputs, sample_weight)
 
     def test_step(self, data):
-        import keras
-
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.evaluate_adversarial:
-            _, outputs = self.compute_loss(x, y, sample_weight, training=False)
+            _, outputs = self.objective(x, y, sample_weight, training=False)
             return self._update_metrics(x, y, outputs, sample_weight)
-        clean_pred = self.model(x, training=False)
-        self.accuracy.update_state(y, clean_pred, sample_weight=sample_weight)
-        self.loss_tracker.update_state(self.per_example_loss(y, clean_pred), sample_weight=sample_weight)
+        clean = class_logits(self.network, x, training=False)
+        labels = tf.cast(y, tf.int32)
+        self.accuracy.update_state(y, clean, sample_weight=sample_weight)
+        self.loss_tracker.update_state(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=clean), sample_weight=sample_weight)
         return {m.name: m.result() for m in self.metrics[:2]}
 
 
-def configure(model, recipe, defaults, attack_defaults):
-    """Compile ``model`` for adversarial training as ``recipe.step_params`` say, over ``defaults``
-    and, when they keep the default attack, over that attack's ``attack_defaults``."""
+def build_trainer(network, recipe, params, make_optimizer):
+    """The compiled :class:`AdversarialTrainer` for ``params`` (a checked ``AttackTrainingParams``)."""
     from zoo.api import get_attack, get_augmentation
 
-    params = {**defaults, **recipe.step_params}
-    if params["attack"] == defaults["attack"]:
-        params = {**attack_defaults, **params}
-    attack_name = params.pop("attack")
-    alpha = params.pop("alpha")
-    beta = params.pop("beta", None)
-    if beta is not None and not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
-        raise ConfigError(f"step {recipe.step!r}: beta must be a number >= 0, got {beta!r}")
-    attack_labels = params.pop("attack_labels", "true")
-    evaluate_adversarial = params.pop("evaluate_adversarial", True)
-    warmup_steps = params.pop("warmup_steps", 0)
-    if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
-        raise ConfigError(f"step {recipe.step!r}: warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-    augmentation = params.pop("augmentation", None)
-    if augmentation is not None:
-        if not isinstance(augmentation, dict) or not isinstance(augmentation.get("name"), str):
-            raise ConfigError(f"step {recipe.step!r}: augmentation must be a mapping with a 'name', got {augmentation!r}")
-        augmentation = get_augmentation(**augmentation)
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"step {recipe.step!r}: alpha must be a number in [0, 1], got {alpha!r}")
-    if attack_labels not in ("true", "predicted"):
-        raise ConfigError(f"step {recipe.step!r}: attack_labels must be 'true' or 'predicted', got {attack_labels!r}")
-    if not isinstance(attack_name, str):
-        raise ConfigError(f"step {recipe.step!r}: attack must be an attack name, got {attack_name!r}")
-    attack = get_attack(attack_name, **params)
-    objective = AdversarialTraining(model, attack, alpha=alpha, beta=beta, attack_labels=attack_labels,
-                                    evaluate_adversarial=evaluate_adversarial, warmup_steps=warmup_steps,
-                                    augmentation=augmentation)
-    model.compile(optimizer=make_optimizer(recipe))
-    # The model is already built, so Keras refuses new tracked state; the trackers must still be
-    # in ``model.metrics`` so that fit resets them every epoch and reports them.
-    tracker = model._tracker
-    was_locked = tracker.locked
-    tracker.unlock()
-    try:
-        model.adversarial_metrics = objective.metrics
-    finally:
-        if was_locked:
-            tracker.lock()
-    model.adversarial_training = objective
-    model.train_step = objective.train_step
-    model.test_step = objective.test_step
-    return model
-
-
-@register_step("adversarial")
-def _goodfellow(model, recipe):
-    """Goodfellow et al. (2015): α·E(x) + (1−α)·E(x_fgsm), α = 0.5, ε = 0.25 unless step_params say."""
-    configure(model, recipe, dict(attack="fgsm", alpha=0.5), dict(eps=0.25))
-
-
-@register_step("madry")
-def _madry(model, recipe):
-    """Madry et al. (2018): E(x_pgd) only; PGD ε = 0.3, 40 steps of 0.01 unless step_params say."""
-    configure(model, recipe, dict(attack="pgd", alpha=0.0), dict(eps=0.3, steps=40, step_size=0.01))
-
-
-@register_step("trades")
-def _trades(model, recipe):
-    """Zhang et al. (2019): E(x) + β·KL(ŷ(x) ‖ ŷ(x_pgd)), β = 6; PGD ε = 0.3, 40 steps of 0.01 unless step_params say."""
-    if "alpha" in recipe.step_params:
-        raise ConfigError("step 'trades' weighs its terms with beta, not alpha")
-    configure(model, recipe, dict(attack="pgd", alpha=0.0, beta=6.0), dict(eps=0.3, steps=40, step_size=0.01))
-
-
-def attack_report(model, attack, x, y, *, target=None, batch_size=500) -> tuple[dict, object]:
-    """Run ``attack`` on ``(x, y)`` and measure it: ``(metrics, x_adv)``.
-
-    Metrics: ``clean_accuracy``, ``adv_accuracy`` (accuracy under attack), ``success_rate``
-    (untargeted: share of the correctly classified examples the attack fools; targeted: share
-    classified as ``target``), mean and max L∞ and L2 perturbation norms, and ``images_per_s`` of
-    the attack alone (after one warm-up call on a small batch, so tracing is not timed).
-    """
-    import time
-
-    import numpy as np
-
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y).astype(np.int64)
-    if target is not None:
-        target = np.broadcast_to(np.asarray(target).astype(np.int64), y.shape).copy()
-
-    def predict(images):
-        return np.concatenate([np.asarray(model(images[i:i + batch_size], training=False)).argmax(-1)
-                               for i in range(0, len(images), batch_size)])
-
-    attack(model, x[:2], y[:2], target=None if target is None else target[:2])  # trace outside the clock
-    start = time.perf_counter()
-    x_adv = np.concatenate([
-        np.asarray(attack(model, x[i:i + batch_size], y[i:i + batch_size],
-                          target=None if target is None else target[i:i + batch_size]))
-        for i in range(0, len(x), batch_size)])
-    seconds = time.perf_counter() - start
-    clean, adv = predict(x) == y, predict(x_adv)
-    if target is None:
-        fooled = (adv != y)[clean]
-        success = float(fooled.mean()) if fooled.size else 0.0
-    else:
-        success = float(np.mean(adv == target))
-    delta = (x_adv - x).reshape(len(x), -1)
-    linf, l2 = np.abs(delta).max(axis=1), np.linalg.norm(delta, axis=1)
-    metrics = dict(n=len(x), clean_accuracy=float(clean.mean()), adv_accuracy=float(np.mean(adv == y)),
-                   success_rate=success, mean_linf=float(linf.mean()), max_linf=float(linf.max()),
-                   mean_l2=float(l2.mean()), max_l2=float(l2.max()), seconds=seconds,
-                   images_per_s=len(x) / seconds)
-    return metrics, x_adv
+    augmentation = None if params.augmentation is None else get_augmentation(**params.augmentation)
+    trainer = AdversarialTrainer(
+        network, get_attack(params.attack, **params.attack_params), alpha=getattr(params, "alpha", 0.0),
+        beta=getattr(params, "beta", None), attack_labels=params.attack_labels,
+        evaluate_adversarial=params.evaluate_adversarial, warmup_steps=params.warmup_steps,
+        augmentation=augmentation, name=f"{recipe.step}_trainer")
+    trainer.compile(optimizer=make_optimizer(recipe))
+    return trainer

@@ -1,47 +1,34 @@
-"""Atomic per-epoch checkpoints, so an interrupted ``zoo train`` resumes with nothing lost."""
+"""Per-epoch checkpoints that resume bit-exactly: weights, optimizer state and RNG state, committed
+at once.
+
+After epoch N the callback writes ``epoch-N.weights.h5`` (the trained model: weights and optimizer
+state), then replaces ``state.json`` — the commit — which names that file and holds the history and
+the RNG states (the seed generators of dropout and other random layers, which Keras leaves out of
+weight files). Only then are older weight files removed, so a kill at any moment leaves a state.json
+whose weights file is whole.
+"""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import keras
 
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from zoo.errors import ConfigError
+from zoo.files import atomic_save_weights, atomic_write_text
 
 
-def atomic_save_weights(model, path) -> None:
-    """``model.save_weights`` (model and optimizer state) through a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.weights.h5")
-    try:
-        model.save_weights(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def rng_variables(model) -> list:
+    """The model's variables that are not weights: the states of its seed generators."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves weights, optimizer state and the history so far after every epoch."""
+    """Saves weights, optimizer state, RNG state and the history so far after every epoch."""
 
-    WEIGHTS = "latest.weights.h5"
     STATE = "state.json"
+    LEGACY_WEIGHTS = "latest.weights.h5"  # written by zoo 0.1, read when resuming such a run
 
     def __init__(self, directory, history=None):
         super().__init__()
@@ -52,9 +39,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        atomic_save_weights(self.model, self.directory / self.WEIGHTS)
-        # The state is written last: it only ever points at complete weights.
-        atomic_write_text(self.directory / self.STATE, json.dumps({"epoch": epoch + 1, "history": self.history}))
+        weights = f"epoch-{epoch + 1}.weights.h5"
+        atomic_save_weights(self.model, self.directory / weights)
+        state = {"epoch": epoch + 1, "weights": weights, "history": self.history,
+                 "rng": [v.numpy().tolist() for v in rng_variables(self.model)]}
+        atomic_write_text(self.directory / self.STATE, json.dumps(state))
+        for old in self.directory.glob("*.weights.h5"):
+            if old.name != weights:
+                old.unlink(missing_ok=True)
 
     @classmethod
     def restore(cls, model, directory) -> tuple[int, dict]:
@@ -63,8 +55,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state_path = directory / cls.STATE
         if not state_path.exists():
             return 0, {}
-        state = json.loads(state_path.read_text())
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        model.load_weights(str(directory / cls.WEIGHTS))
-        return int(state["epoch"]), state.get("history", {})
+        recover = f"delete {directory} to restart from the last good epoch's weights, or the whole run directory"
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            epoch, history = int(state["epoch"]), dict(state.get("history", {}))
+            weights = directory / state.get("weights", cls.LEGACY_WEIGHTS)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{state_path} is damaged ({type(exc).__name__}: {exc}); {recover}") from None
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:  # so its saved state has variables to load into
+            optimizer.build(model.trainable_variables)
+        try:
+            model.load_weights(str(weights))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{weights} cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                              f"{recover}") from None
+        rng = state.get("rng")
+        if rng is not None:
+            variables = rng_variables(model)
+            if len(rng) != len(variables):
+                raise ConfigError(f"{state_path} holds {len(rng)} RNG states for a model with {len(variables)}; {recover}")
+            for variable, value in zip(variables, rng):
+                variable.assign(value)
+        return epoch, history

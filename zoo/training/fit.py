@@ -1,20 +1,24 @@
 """``train``: preset -> dataset -> compiled model -> ``fit`` with checkpoints -> evaluation."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import signal
 from pathlib import Path
+from typing import Annotated
 
-from zoo.api import RUN_FILE, WEIGHTS_FILE, load, model_config, resolve
+from zoo.api import build_model, load, model_config, resolve
 from zoo.data import load_dataset
 from zoo.errors import ConfigError
+from zoo.evaluation import evaluate_model
+from zoo.files import atomic_save_weights, atomic_write_text
 from zoo.registry import TrainRecipe
-from zoo.training.checkpoint import EpochCheckpoint, atomic_save_weights, atomic_write_text
-
-METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoint"
+from zoo.training.checkpoint import EpochCheckpoint
+from zoo.training.run import (CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, SEED, WEIGHTS_FILE, RunLock, RunRecord,
+                              check_epochs, check_same_run, read_run_record, record_of, write_run_record)
+from zoo.validate import check, check_value
 
 
 @dataclasses.dataclass
@@ -24,14 +28,6 @@ class TrainResult:
     history: dict
     out: Path | None
     initial_epoch: int
-
-
-def evaluate_model(spec, model, dataset, batch_size=256) -> dict:
-    """Test-split metrics: the family's own ``evaluate`` or Keras's ``model.evaluate``."""
-    if spec.evaluate is not None:
-        return {k: float(v) for k, v in spec.evaluate(model, dataset).items()}
-    results = model.evaluate(dataset.pipeline("test", batch_size), verbose=0, return_dict=True)
-    return {k: float(v) for k, v in results.items()}
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -45,7 +41,9 @@ def train(
     batch_size: int | None = None,
     data_dir=None,
     dataset: str | None = None,
+    dataset_args: dict | None = None,
     overrides: dict | None = None,
+    recipe: TrainRecipe | dict | None = None,
     seed: int = 0,
     out=None,
     verbose="auto",
@@ -58,104 +56,138 @@ def train(
     """Train the preset (or architecture) ``name``; with ``out``, checkpoint every epoch and resume.
 
     Rerunning with the same ``out`` continues from the last completed epoch; ``out`` then holds
-    ``config.json``, ``model.weights.h5``, ``metrics.json``, TensorBoard ``logs/`` and the family's
-    extra outputs (e.g. sample grids).
+    ``config.json`` (the run record), ``model.weights.h5``, ``metrics.json``, TensorBoard ``logs/``
+    and the family's extra outputs (e.g. sample grids). A directory holding another run (another
+    preset, config, dataset, seed or recipe) is refused, as is one another process is training into.
 
-    ``strategy`` is ``default``, ``mirrored`` (all GPUs, or ``cpu_replicas`` logical CPU devices) or
-    ``multiworker`` (``TF_CONFIG``; only the chief writes to ``out``, which every worker must be able
-    to read to resume). ``batch_size`` is the global batch. ``mixed_precision`` uses the
-    ``mixed_float16`` policy (with loss scaling); ``jit_compile`` compiles the train step with XLA.
-    ``callbacks`` are further Keras callbacks for the training loop.
+    ``recipe`` (a ``TrainRecipe`` or a mapping of its fields) replaces the preset's training recipe;
+    ``epochs`` and ``batch_size`` override single fields of it. ``dataset_args`` are keyword
+    arguments of the dataset's factory. ``strategy`` is ``default``, ``mirrored`` (all GPUs, or
+    ``cpu_replicas`` logical CPU devices) or ``multiworker`` (``TF_CONFIG``; only the chief writes to
+    ``out``, which every worker must be able to read to resume). ``batch_size`` is the global batch.
+    ``mixed_precision`` uses the ``mixed_float16`` policy (with loss scaling); ``jit_compile``
+    compiles the train step with XLA. ``callbacks`` are further Keras callbacks for the training loop.
     """
     import keras
 
+    from zoo import __version__
     from zoo.distribute import custom_fit, is_chief, make_strategy
+    from zoo.training.steps import trainer_for
 
     spec, preset = resolve(name)
+    seed = check_value(Annotated[int, SEED], seed, "train", "seed")
     dataset_name = dataset or (preset.dataset if preset else None)
     if dataset_name is None:
         raise ConfigError(f"{name!r} is an architecture without a preset: name a dataset (--dataset)")
-    recipe = preset.train if preset else TrainRecipe()
-    recipe = dataclasses.replace(
-        recipe, **{k: v for k, v in dict(epochs=epochs, batch_size=batch_size).items() if v is not None}
-    )
-    if recipe.epochs < 1 or recipe.batch_size < 1:
-        raise ConfigError(f"epochs and batch size must be positive, got {recipe.epochs} and {recipe.batch_size}")
+    base = preset.train if preset else TrainRecipe()
+    if recipe is not None:
+        base = check(TrainRecipe, recipe if isinstance(recipe, dict) else dataclasses.asdict(recipe), "recipe")
+    recipe = check(TrainRecipe, {**dataclasses.asdict(base), **{k: v for k, v in dict(
+        epochs=epochs, batch_size=batch_size).items() if v is not None}}, "training recipe (--epochs, --batch-size)")
+    dataset_args = dict(dataset_args or {})
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
-    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
+    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed, **dataset_args)
     # Bare architectures take their input shape and class count from the data.
+    defaults = spec.config_defaults()
     inferred = {k: data.info[k] for k in ("input_shape", "num_classes")
-                if k in spec.defaults and k in data.info and not (preset and k in preset.config)}
+                if k in defaults and k in data.info and not (preset and k in preset.config)}
     config = model_config(spec, preset, inferred, overrides)
-    run = dict(name=name, architecture=spec.name, config=_jsonable(config), dataset=dataset_name,
-               recipe=dataclasses.asdict(recipe), seed=seed)
+    _check_data_fits(name, dataset_name, data.info, config)
+    run = record_of(dict(name=name, architecture=spec.name, config=config, dataset=dataset_name,
+                         dataset_args=dataset_args, recipe=dataclasses.asdict(recipe), seed=seed,
+                         zoo_version=__version__))
 
     multiworker = strategy == "multiworker"
     chief = is_chief(dist)
-    policy = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        with dist.scope():  # variables, optimizers and metrics are created under the strategy
-            model = load(name, recipe=recipe, **{**inferred, **(overrides or {})})
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    if jit_compile:
-        _check_jit(dist)
-        model.jit_compile = True
-
-    # the schedule first: it adds the epoch's learning rate to the logs the checkpoint records
-    callbacks, initial_epoch, history = [*schedule_callbacks(recipe), *callbacks], 0, {}
     out = Path(out) if out is not None else None
-    if out is not None:
-        if chief:
-            initial_epoch, history = _prepare_out(out, run, model)
-            callbacks.append(EpochCheckpoint(out / CHECKPOINT_DIR, history))
-            if not multiworker:
-                callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
-                if spec.callbacks is not None:
-                    callbacks += spec.callbacks(model, data, out)
-        else:  # other workers only read the chief's checkpoint so every replica resumes alike
+    lock = RunLock(out) if out is not None and chief else contextlib.nullcontext()
+    with lock:
+        previous = None
+        if out is not None and (out / RUN_FILE).exists():
+            previous = record_of(read_run_record(out, need_weights=False))
+            check_same_run(out, previous, run)
+        policy = keras.mixed_precision.global_policy()
+        if mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            with dist.scope():  # variables, optimizers and metrics are created under the strategy
+                network = build_model(spec, config)
+                model = trainer_for(network, recipe, f"{_where(name, preset)}: train.step_params")
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+        if jit_compile:
+            _check_jit(dist)
+            model.jit_compile = True
+
+        # the schedule first: it adds the epoch's learning rate to the logs the checkpoint records
+        callbacks, initial_epoch, history = [*schedule_callbacks(recipe), *callbacks], 0, {}
+        if out is not None:
             initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
+            if previous is not None:
+                check_epochs(out, previous, run, initial_epoch)
+            if chief:  # written only now: a refused or failed restore leaves the directory as it was
+                write_run_record(out, run)
+                callbacks.append(EpochCheckpoint(out / CHECKPOINT_DIR, history))
+                if not multiworker:
+                    callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
+                    if spec.callbacks is not None:
+                        callbacks += spec.callbacks(network, data, out)
 
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        if initial_epoch < recipe.epochs and multiworker:
-            new = custom_fit(
-                model, lambda: data.pipeline("train", recipe.batch_size, seed=seed),
-                epochs=recipe.epochs, global_batch_size=recipe.batch_size, strategy=dist,
-                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose != 0,
-            )
-            for key, values in new.items():
-                history.setdefault(key, []).extend(values)
-        elif initial_epoch < recipe.epochs:
-            train_data, steps_per_epoch = _epoch_stream(data.pipeline("train", recipe.batch_size, seed=seed),
-                                                        initial_epoch)
-            fit = model.fit(
-                train_data,
-                steps_per_epoch=steps_per_epoch,
-                epochs=recipe.epochs,
-                initial_epoch=initial_epoch,
-                validation_data=data.pipeline("test", 256) if spec.evaluate is None else None,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-            for key, values in fit.history.items():
-                history.setdefault(key, []).extend(float(v) for v in values)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if getattr(model.optimizer, "use_ema", False):
-        # fit ends on the averaged weights, but custom_fit and an already finished run restored from
-        # its checkpoint hold the raw ones; overwriting with the average is idempotent.
-        model.optimizer.finalize_variable_values(model.trainable_variables)
+        previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            if initial_epoch < recipe.epochs and multiworker:
+                new = custom_fit(
+                    model, lambda: data.pipeline("train", recipe.batch_size, seed=seed),
+                    epochs=recipe.epochs, global_batch_size=recipe.batch_size, strategy=dist,
+                    initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose != 0,
+                )
+                for key, values in new.items():
+                    history.setdefault(key, []).extend(values)
+            elif initial_epoch < recipe.epochs:
+                train_data, steps_per_epoch = _epoch_stream(data.pipeline("train", recipe.batch_size, seed=seed),
+                                                            initial_epoch)
+                fit = model.fit(
+                    train_data,
+                    steps_per_epoch=steps_per_epoch,
+                    epochs=recipe.epochs,
+                    initial_epoch=initial_epoch,
+                    validation_data=data.pipeline("test", 256) if spec.evaluate is None else None,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                )
+                for key, values in fit.history.items():
+                    history.setdefault(key, []).extend(float(v) for v in values)
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+        if getattr(model.optimizer, "use_ema", False):
+            # fit ends on the averaged weights, but custom_fit and an already finished run restored from
+            # its checkpoint hold the raw ones; overwriting with the average is idempotent.
+            model.optimizer.finalize_variable_values(model.trainable_variables)
 
-    metrics = evaluate_model(spec, model, data)
-    if out is not None and chief:
-        atomic_save_weights(model, out / WEIGHTS_FILE)
-        atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2))
-    return TrainResult(model, metrics, history, out, initial_epoch)
+        metrics = evaluate_model(spec, model, data)
+        if out is not None and chief:
+            atomic_save_weights(network, out / WEIGHTS_FILE)
+            atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False))
+    return TrainResult(network, metrics, history, out, initial_epoch)
+
+
+def _where(name, preset) -> str:
+    from zoo.registry import registry_path
+
+    return f"{registry_path()}: preset {name!r}" if preset else f"architecture {name!r}"
+
+
+def _check_data_fits(name, dataset, info, config) -> None:
+    """A dataset whose examples do not fit the model's input is refused before anything is built."""
+    fix = "pass --set {key}=... or a dataset that fits"
+    if "input_shape" in info and "input_shape" in config and list(info["input_shape"]) != list(config["input_shape"]):
+        raise ConfigError(f"dataset {dataset!r} gives inputs of shape {tuple(info['input_shape'])}, but {name!r} "
+                          f"is configured for {tuple(config['input_shape'])}; " + fix.format(key="input_shape"))
+    if "num_classes" in info and "num_classes" in config and int(info["num_classes"]) > int(config["num_classes"]):
+        raise ConfigError(f"dataset {dataset!r} has {info['num_classes']} classes, but {name!r} is configured for "
+                          f"{config['num_classes']}; " + fix.format(key="num_classes"))
 
 
 def schedule_callbacks(recipe) -> list:
@@ -192,35 +224,19 @@ def _check_jit(strategy) -> None:
         )
 
 
-def _prepare_out(out: Path, run: dict, model) -> tuple[int, dict]:
-    """Write (or check) ``config.json`` in ``out`` and restore a checkpoint if one is there."""
-    run_path = out / RUN_FILE
-    if run_path.exists():
-        previous = json.loads(run_path.read_text())
-        same = {k: previous.get(k) for k in ("architecture", "config", "dataset", "seed")}
-        if same != {k: run[k] for k in same}:
-            raise ConfigError(
-                f"{out} already holds a different run ({previous.get('name')}, config {previous.get('config')}); "
-                f"choose another --out or delete it"
-            )
-    atomic_write_text(run_path, json.dumps(run, indent=2))
-    return EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
+def evaluate(name: str | None, weights, *, data_dir=None, dataset: str | None = None,
+             dataset_args: dict | None = None, batch_size: int = 256) -> dict:
+    """Metrics of a model trained into ``weights`` on its dataset's test split, measured as
+    training measured them (with the run's objective: accuracy under attack, adversary loss ...).
+    ``name`` may be ``None``: the run record names the preset."""
+    from zoo.training.steps import trainer_for
 
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, batch_size: int = 256) -> dict:
-    """Metrics of a model trained into ``weights`` on its dataset's test split."""
-    from zoo.api import read_run
-
+    run = read_run_record(weights)
+    name = name or run["name"]
     spec, _ = resolve(name)
-    run = read_run(weights)
-    model = load(name, weights=weights)
-    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0))
+    network = load(name, weights=weights, compile=False)
+    recipe = check(TrainRecipe, run["recipe"], f"{weights}/{RUN_FILE}: recipe")
+    model = trainer_for(network, recipe, f"{weights}/{RUN_FILE}: recipe.step_params")
+    args = run.get("dataset_args", {}) if dataset_args is None else dataset_args
+    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
     return evaluate_model(spec, model, data, batch_size)

@@ -30,8 +30,11 @@ Data: batches ``(x, y)`` with ``y`` a dict holding the primary target and the nu
 "noise"}``).
 
 The main model either implements ``adversarial_outputs(x, y, layers, training) -> (per-example
-primary loss, {layer: (hidden, mask or None)})`` (LAS) or is a classifier with ``features(x)`` (the
-layer ``"features"``) and ``logits(x)`` or softmax outputs (ConvNet).
+primary loss, {layer: (hidden, mask or None)})`` (LAS; ``zoo.protocols.HasHiddenLayers``) or is a
+classifier with ``features(x)`` (the layer ``"features"``; ``zoo.protocols.HasFeatures``).
+
+:class:`MinimaxTrainer` is a ``keras.Model`` wrapping the main network, the heads and the adversary
+optimizer; ``fit`` trains it.
 """
 from __future__ import annotations
 
@@ -41,11 +44,9 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import ConfigError
-from zoo.training.steps import make_optimizer, register_step
+from zoo.protocols import class_logits
 
-FORMS = ("minimax", "reversal")
 _ABSENT = -1e8  # logits at or below this mark a class a head cannot score for an example
-MAIN_OBJECTIVES = ("negative", "confusion")
 
 
 @tf.custom_gradient
@@ -64,28 +65,38 @@ def dann_lambda(progress):
 
 
 def classifier_outputs(model, x, y, layers, training=False):
-    """``adversarial_outputs`` for a classifier with ``features(x)`` (the hidden layer ``"features"``)."""
-    if list(layers) != ["features"] or not hasattr(model, "features"):
+    """``adversarial_outputs`` of a classifier with ``features(x)`` (the hidden layer ``"features"``):
+    ``(per-example cross-entropy, {"features": (hidden, None)}, per-example correctness)``."""
+    if list(layers) != ["features"]:
         raise ConfigError(f"{type(model).__name__} offers only the hidden layer 'features' "
                           f"(through model.features); asked for {list(layers)}")
     labels = tf.cast(y["label"] if isinstance(y, dict) else y, tf.int32)
     hidden = model.features(x, training=training)
-    if hasattr(model, "logits"):
-        logits = model.logits(x, training=training)
-    else:
-        out = model(x, training=training)
-        logits = out if getattr(model, "output_kind", "softmax") == "logits" else tf.math.log(tf.clip_by_value(out, 1e-12, 1.0))
+    logits = class_logits(model, x, training=training)
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     correct = tf.cast(tf.equal(tf.cast(tf.argmax(logits, -1), tf.int32), labels), tf.float32)
     return per_example, {"features": (hidden, None)}, correct
 
 
-class MinimaxTrainer(keras.layers.Layer):
-    """The heads, the adversary optimizer, the metric trackers and the minimax ``train_step``."""
+class MinimaxTrainer(keras.Model):
+    """Trains ``network`` against adversary ``heads`` that read its hidden layers; ``fit`` this model.
 
-    def __init__(self, heads, layers, nuisance, form="minimax", lam=1.0, schedule=None, ramp_steps=1000,
+    Args:
+        network: the main model (LAS with ``adversarial_outputs``, or a classifier with ``features``).
+        heads: adversary heads (``zoo_adversary_heads()`` plugins), built for their layer's shape.
+        layers: the hidden layer each head reads.
+        nuisance: the key of the nuisance label in the batch's ``y`` dict.
+        form: ``"minimax"`` (two optimizers, heads first) or ``"reversal"`` (gradient reversal).
+        lam, schedule, ramp_steps: λ and its schedule (``constant``, ``dann``, ``linear``).
+        adversary_steps: head updates per main update (``minimax`` form).
+        reinit_every: re-initialise each head every that many steps (staggered), 0 never.
+        main_objective: ``"negative"`` (main net ascends E_adversary) or ``"confusion"``.
+    """
+
+    def __init__(self, network, heads, layers, nuisance, form="minimax", lam=1.0, schedule=None, ramp_steps=1000,
                  adversary_steps=1, reinit_every=0, main_objective="negative", **kwargs):
         super().__init__(**kwargs)
+        self.network = network
         self.heads = list(heads)
         self.head_layers = list(layers)  # the hidden layer each head reads
         self.nuisance = nuisance
@@ -96,12 +107,38 @@ class MinimaxTrainer(keras.layers.Layer):
         self.adversary_steps = int(adversary_steps)
         self.reinit_every = int(reinit_every)
         self.main_objective = main_objective
-        self.iterations = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name="iterations")
+        self.iterations = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
+                                          name="iterations")
         self.primary_tracker = keras.metrics.Mean(name="loss")
         self.adversary_tracker = keras.metrics.Mean(name="adversary_loss")
         self.adversary_accuracy = keras.metrics.Mean(name="adversary_accuracy")
         self.lambda_tracker = keras.metrics.Mean(name="lambda")
         self.primary_accuracy = keras.metrics.Mean(name="accuracy")
+        self.built = network.built
+
+    def call(self, x, training=False):
+        return self.network(x, training=training)
+
+    def compile(self, optimizer, adversary_optimizer, **kwargs):
+        """Keras ``compile`` with the main net's optimizer, plus the heads' own optimizer; both are
+        built here, on their variables, so they are created under the strategy's scope."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.adversary_optimizer = adversary_optimizer
+        self.optimizer.build(self.main_variables)
+        self.adversary_optimizer.build(self.head_variables)
+
+    @property
+    def metrics(self):
+        return [self.primary_tracker, self.adversary_tracker, self.adversary_accuracy, self.lambda_tracker,
+                self.primary_accuracy] + list(getattr(self.network, "metrics", []))
+
+    @property
+    def head_variables(self):
+        return [v for h in self.heads for v in h.trainable_variables]
+
+    @property
+    def main_variables(self):
+        return self.network.trainable_variables
 
     def current_lambda(self):
         if self.schedule == "constant":
@@ -111,12 +148,16 @@ class MinimaxTrainer(keras.layers.Layer):
             return self.lam * dann_lambda(progress)
         return self.lam * progress  # "linear"
 
-    @property
-    def head_variables(self):
-        return [v for h in self.heads for v in h.trainable_variables]
+    def main_outputs(self, x, y, training):
+        """``(per-example primary loss, {layer: (hidden, mask)}, per-example correctness or None)``."""
+        layers = sorted(set(self.head_layers))
+        if hasattr(self.network, "adversarial_outputs"):
+            per_example, hidden = self.network.adversarial_outputs(x, y, layers, training=training)
+            return per_example, hidden, None
+        return classifier_outputs(self.network, x, y, layers, training=training)
 
     def adversary_terms(self, hidden, nuisance, reverse_scale=None):
-        """Per-example adversary cross-entropy (mean over heads) and per-head accuracy/logits."""
+        """Per-example adversary cross-entropy (mean over heads) and per-head logits."""
         losses, logits_all = [], []
         for head, layer in zip(self.heads, self.head_layers):
             h, mask = hidden[layer]
@@ -163,181 +204,116 @@ class MinimaxTrainer(keras.layers.Layer):
                 fresh = (tf.random.uniform(v.shape, -1.0, 1.0) * math.sqrt(6.0 / fan)) if fan else tf.zeros(v.shape)
                 v.assign(tf.where(due, tf.cast(fresh, v.dtype), v))
 
-
-def _main_outputs(model, x, y, layers, training):
-    if hasattr(model, "adversarial_outputs"):
-        per_example, hidden = model.adversarial_outputs(x, y, layers, training=training)
-        return per_example, hidden, None
-    return classifier_outputs(model, x, y, layers, training=training)
-
-
-def make_train_step(model, trainer: MinimaxTrainer):
-    """The minimax ``train_step`` (also the per-batch objective a custom loop can call)."""
-    main_variables = [v for v in model.trainable_variables if not any(v is w for w in trainer.head_variables)]
-
-    def train_step(data):
+    def train_step(self, data):
         x, y = data[0], data[1]
-        nuisance = tf.cast(y[trainer.nuisance], tf.int32)
-        lam = trainer.current_lambda()
-        trainer._maybe_reinitialise()
-        layers = sorted(set(trainer.head_layers))
+        nuisance = tf.cast(y[self.nuisance], tf.int32)
+        lam = self.current_lambda()
+        self._maybe_reinitialise()
+        main_variables, head_variables = self.main_variables, self.head_variables
         with tf.GradientTape(persistent=True) as tape:
-            primary, hidden, correct = _main_outputs(model, x, y, layers, True)
+            primary, hidden, correct = self.main_outputs(x, y, True)
             primary = tf.cast(primary, tf.float32)  # losses in float32 under mixed precision too
             with tape.stop_recording():
                 frozen = {k: (tf.stop_gradient(h), m) for k, (h, m) in hidden.items()}
-                trainer.fit_closed_form(frozen, nuisance)
-            if trainer.form == "reversal":
-                adversary, logits_all = trainer.adversary_terms(hidden, nuisance, reverse_scale=lam)
+                self.fit_closed_form(frozen, nuisance)
+            if self.form == "reversal":
+                adversary, logits_all = self.adversary_terms(hidden, nuisance, reverse_scale=lam)
                 # heads: ∂E_adversary; main net (through the reversal layer): ∂E_primary − λ·∂E_adversary
                 total = tf.nn.compute_average_loss(primary) + tf.nn.compute_average_loss(adversary)
             else:
                 with tape.stop_recording():
-                    for _ in range(trainer.adversary_steps if trainer.head_variables else 0):
+                    for _ in range(self.adversary_steps if head_variables else 0):
                         with tf.GradientTape() as adv_tape:
-                            adv_loss, _ = trainer.adversary_terms(frozen, nuisance)
+                            adv_loss, _ = self.adversary_terms(frozen, nuisance)
                             scaled = tf.nn.compute_average_loss(adv_loss)
-                        grads = adv_tape.gradient(scaled, trainer.head_variables)
-                        model.adversary_optimizer.apply_gradients(zip(grads, trainer.head_variables))
-                adversary, logits_all = trainer.adversary_terms(hidden, nuisance)
-                if trainer.main_objective == "confusion":
-                    main_adv = -trainer.confusion_terms(logits_all)  # maximise −CE(uniform, ŝ)
+                        grads = adv_tape.gradient(scaled, head_variables)
+                        self.adversary_optimizer.apply_gradients(zip(grads, head_variables))
+                adversary, logits_all = self.adversary_terms(hidden, nuisance)
+                if self.main_objective == "confusion":
+                    main_adv = -self.confusion_terms(logits_all)  # maximise −CE(uniform, ŝ)
                 else:
                     main_adv = adversary
                 total = tf.nn.compute_average_loss(primary) - lam * tf.nn.compute_average_loss(main_adv)
             # mixed precision: the main optimizer's loss scale (identity for a plain optimizer)
-            scaled_total = model.optimizer.scale_loss(total)
-        if trainer.form == "reversal":
-            grads = tape.gradient(scaled_total, main_variables)
-            model.optimizer.apply_gradients(zip(grads, main_variables))
-            if trainer.head_variables:
-                head_grads = tape.gradient(total, trainer.head_variables)
-                model.adversary_optimizer.apply_gradients(zip(head_grads, trainer.head_variables))
-        else:
-            grads = tape.gradient(scaled_total, main_variables)
-            model.optimizer.apply_gradients(zip(grads, main_variables))
+            scaled_total = self.optimizer.scale_loss(total)
+        grads = tape.gradient(scaled_total, main_variables)
+        self.optimizer.apply_gradients(zip(grads, main_variables))
+        if self.form == "reversal" and head_variables:
+            head_grads = tape.gradient(total, head_variables)
+            self.adversary_optimizer.apply_gradients(zip(head_grads, head_variables))
         del tape
-        trainer.iterations.assign_add(1)
-        trainer.primary_tracker.update_state(primary)
-        trainer.adversary_tracker.update_state(adversary)
-        trainer.adversary_accuracy.update_state(trainer._accuracy(logits_all, nuisance))
-        trainer.lambda_tracker.update_state(lam)
-        return _logs(model, trainer, correct)
+        self.iterations.assign_add(1)
+        return self._report(primary, adversary, logits_all, nuisance, lam, correct)
 
-    def test_step(data):
+    def test_step(self, data):
         x, y = data[0], data[1]
-        nuisance = tf.cast(y[trainer.nuisance], tf.int32)
-        primary, hidden, correct = _main_outputs(model, x, y, sorted(set(trainer.head_layers)), False)
-        adversary, logits_all = trainer.adversary_terms(hidden, nuisance)
-        trainer.primary_tracker.update_state(primary)
-        trainer.adversary_tracker.update_state(adversary)
-        trainer.adversary_accuracy.update_state(trainer._accuracy(logits_all, nuisance))
-        return _logs(model, trainer, correct)
+        nuisance = tf.cast(y[self.nuisance], tf.int32)
+        primary, hidden, correct = self.main_outputs(x, y, False)
+        adversary, logits_all = self.adversary_terms(hidden, nuisance)
+        return self._report(primary, adversary, logits_all, nuisance, None, correct)
 
-    return train_step, test_step
-
-
-def _logs(model, trainer, correct):
-    logs = {m.name: m.result() for m in (trainer.primary_tracker, trainer.adversary_tracker,
-                                          trainer.adversary_accuracy, trainer.lambda_tracker)}
-    if correct is not None:
-        trainer.primary_accuracy.update_state(correct)
-        logs["accuracy"] = trainer.primary_accuracy.result()
-    elif hasattr(model, "accuracy_tracker"):
-        logs["char_accuracy"] = model.accuracy_tracker.result()
-    return logs
-
-
-_PARAMS = dict(head="mlp", head_params={}, layers=None, heads=1, nuisance=None, num_classes=None, form="minimax",
-               lam=1.0, schedule=None, ramp_steps=1000, adversary_steps=1, adversary_learning_rate=None,
-               reinit_every=0, main_objective="negative", clipnorm=None)
+    def _report(self, primary, adversary, logits_all, nuisance, lam, correct):
+        self.primary_tracker.update_state(primary)
+        self.adversary_tracker.update_state(adversary)
+        self.adversary_accuracy.update_state(self._accuracy(logits_all, nuisance))
+        if lam is not None:
+            self.lambda_tracker.update_state(lam)
+        logs = {m.name: m.result() for m in (self.primary_tracker, self.adversary_tracker,
+                                              self.adversary_accuracy, self.lambda_tracker)}
+        if correct is not None:
+            self.primary_accuracy.update_state(correct)
+            logs["accuracy"] = self.primary_accuracy.result()
+        elif hasattr(self.network, "accuracy_tracker"):
+            logs["char_accuracy"] = self.network.accuracy_tracker.result()
+        return logs
 
 
-def configure_minimax(model, recipe):
-    """Attach adversary heads to ``model`` and compile it for the minimax step (see the module doc)."""
+def build_trainer(network, recipe, params, make_optimizer):
+    """The compiled :class:`MinimaxTrainer` for ``params`` (a checked ``MinimaxParams``)."""
+    import dataclasses
+
     from zoo.api import get_adversary_head
 
     if recipe.ema_momentum is not None:
         raise ConfigError("the minimax step does not take train.ema_momentum: its optimizer updates only the "
-                          "main network's share of the model's variables")
-    params = dict(recipe.step_params)
-    unknown = sorted(set(params) - set(_PARAMS))
-    if unknown:
-        raise ConfigError(f"unknown minimax step_params {unknown}; valid: {sorted(_PARAMS)}")
-    p = {**_PARAMS, **params}
-    if p["form"] not in FORMS:
-        raise ConfigError(f"minimax form must be one of {FORMS}, got {p['form']!r}")
-    if p["main_objective"] not in MAIN_OBJECTIVES:
-        raise ConfigError(f"main_objective must be one of {MAIN_OBJECTIVES}, got {p['main_objective']!r}")
-    if p["form"] == "reversal" and p["main_objective"] != "negative":
-        raise ConfigError("the gradient-reversal form negates E_adversary; main_objective 'confusion' needs form 'minimax'")
-    if p["schedule"] not in (None, "constant", "dann", "linear"):
-        raise ConfigError(f"schedule must be 'constant', 'dann' or 'linear', got {p['schedule']!r}")
-    if not p["nuisance"] or not p["num_classes"]:
-        raise ConfigError("the minimax step needs step_params 'nuisance' (the label key) and 'num_classes'")
-    if int(p["heads"]) < 1 or int(p["adversary_steps"]) < 1:
-        raise ConfigError("heads and adversary_steps must be at least 1")
-    layers = p["layers"] or ["listener" if hasattr(model, "adversarial_outputs") else "features"]
+                          "main network's share of the trained variables")
+    if params.form == "reversal" and params.main_objective != "negative":
+        raise ConfigError("train.step_params: the gradient-reversal form negates E_adversary; "
+                          "main_objective 'confusion' needs form 'minimax'")
+    offered = getattr(network, "hidden_layers", ("features",))
+    layers = params.layers or [offered[0]]
     layers = [layers] if isinstance(layers, str) else list(layers)
-
-    dims = _hidden_dims(model, layers)
+    unknown = [layer for layer in layers if layer not in offered]
+    if unknown:
+        raise ConfigError(f"train.step_params: field 'layers': {type(network).__name__} has no hidden layer "
+                          f"{', '.join(map(repr, unknown))}; choose from {', '.join(offered)}")
+    shapes = hidden_shapes(network, layers)
     heads, head_layers = [], []
     for layer in layers:
-        for j in range(int(p["heads"])):
-            head = get_adversary_head(p["head"], num_classes=int(p["num_classes"]), layer=layer,
-                                      **p["head_params"])
-            head.build(dims[layer])
+        for _ in range(params.heads):
+            head = get_adversary_head(params.head, num_classes=params.num_classes, layer=layer, **params.head_params)
+            head.build(shapes[layer])
             heads.append(head)
             head_layers.append(layer)
-    trainer = MinimaxTrainer(heads, head_layers, p["nuisance"], form=p["form"], lam=p["lam"], schedule=p["schedule"],
-                             ramp_steps=p["ramp_steps"], adversary_steps=p["adversary_steps"],
-                             reinit_every=p["reinit_every"], main_objective=p["main_objective"], name="minimax")
-    # A built Keras model refuses new state; the heads are part of this model's training state, so they
-    # are attached (and saved with its weights) deliberately.
-    tracker = getattr(model, "_tracker", None)
-    locked = bool(tracker is not None and tracker.locked)
-    if locked:
-        tracker.unlock()
-    try:
-        model.minimax = trainer
-    finally:
-        if locked:
-            tracker.lock()
-
+    trainer = MinimaxTrainer(network, heads, head_layers, params.nuisance, form=params.form, lam=params.lam,
+                             schedule=params.schedule, ramp_steps=params.ramp_steps,
+                             adversary_steps=params.adversary_steps, reinit_every=params.reinit_every,
+                             main_objective=params.main_objective, name="minimax_trainer")
     optimizer = make_optimizer(recipe)
-    adversary_recipe = recipe if p["adversary_learning_rate"] is None else _with_lr(recipe, p["adversary_learning_rate"])
-    adversary_optimizer = make_optimizer(adversary_recipe)
-    if p["clipnorm"] is not None:
-        optimizer.clipnorm = float(p["clipnorm"])
-    keras.Model.compile(model, optimizer=optimizer, jit_compile=False)
-    main_variables = [v for v in model.trainable_variables if not any(v is w for w in trainer.head_variables)]
-    model.optimizer.build(main_variables)
-    adversary_optimizer.build(trainer.head_variables)
-    object.__setattr__(model, "adversary_optimizer", adversary_optimizer)  # not a layer: kept out of tracking
-    train_step, test_step = make_train_step(model, trainer)
-    object.__setattr__(model, "train_step", train_step)
-    object.__setattr__(model, "test_step", test_step)
-    return model
+    if params.clipnorm is not None:
+        optimizer.clipnorm = params.clipnorm
+    adversary_optimizer = make_optimizer(dataclasses.replace(recipe, ema_momentum=None),
+                                         learning_rate=params.adversary_learning_rate)
+    trainer.compile(optimizer, adversary_optimizer, jit_compile=False)
+    return trainer
 
 
-def _with_lr(recipe, lr):
-    import dataclasses
-
-    return dataclasses.replace(recipe, learning_rate=float(lr))
-
-
-def _hidden_dims(model, layers):
-    """Shapes of the hidden layers, from one forward pass on a dummy input."""
-    if hasattr(model, "adversarial_outputs"):
-        x = tf.zeros((1, 4000))
-        y = {"tokens": tf.constant([[3, 2]], tf.int32)}
-        _, hidden = model.adversarial_outputs(x, y, layers, training=False)
-    else:
-        shape = getattr(model, "image_shape", None)
-        if shape is None:
-            raise ConfigError(f"cannot find the input shape of {type(model).__name__} to size the adversary heads")
-        _, hidden, _ = classifier_outputs(model, tf.zeros((1, *shape)), tf.zeros((1,), tf.int32), layers)
-    return {k: tuple(h.shape) for k, (h, _) in hidden.items()}
-
-
-register_step("minimax")(configure_minimax)
+def hidden_shapes(network, layers) -> dict:
+    """The shape of each hidden layer: the model's own ``hidden_shapes``, else a symbolic trace of a
+    classifier's ``features`` (a graph is traced; no data goes through the model)."""
+    if hasattr(network, "hidden_shapes"):
+        return network.hidden_shapes(layers)
+    shape = tuple(network.inputs[0].shape[1:]) if getattr(network, "inputs", None) else network.image_shape
+    trace = tf.function(lambda x: network.features(x, training=False))
+    out = trace.get_concrete_function(tf.TensorSpec((None, *shape), tf.float32)).structured_outputs
+    return {"features": tuple(out.shape)}

@@ -1,64 +1,30 @@
-"""Train-step kinds: how a training recipe compiles a model for ``fit``.
+"""From a model and a recipe to what ``fit`` trains: the recipe's train-step kind, by name.
 
-A preset's ``train.step`` names one of :data:`STEP_KINDS`. ``supervised`` is Keras's own
-``train_step`` with cross-entropy (E = −ln ŷ_true); ``own`` is for models that override
-``train_step`` themselves (VAE, GAN, LAS) and only need their optimizer(s). Further kinds register
-with :func:`register_step`.
+Kinds come from ``zoo_train_steps()`` hooks (the built-ins from ``zoo.training.kinds``), so a plugin
+can add an objective exactly as it adds a model or an attack.
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from zoo.errors import ConfigError, UnknownNameError
-
-STEP_KINDS: dict[str, Callable] = {}
+from zoo.training.kinds import make_optimizer  # noqa: F401  (the one optimizer factory, re-exported)
 
 
-def register_step(name: str):
-    """Decorator: ``configure(model, recipe)`` compiles ``model`` for the step kind ``name``."""
+def trainer_for(model, recipe, where: str = "train.step_params"):
+    """The compiled ``keras.Model`` that ``fit`` trains for ``recipe``: ``model`` itself (kinds
+    ``supervised``, ``own``) or a trainer model wrapping it (``adversarial``, ``madry``, ``trades``,
+    ``minimax``, or a plugin's kind); ``"auto"`` is ``own`` for a model with its own ``train_step``,
+    else ``supervised``. ``where`` names the step_params in error messages."""
+    from zoo.plugins import get_plugin_manager
 
-    def decorator(fn):
-        STEP_KINDS[name] = fn
-        return fn
+    kinds = get_plugin_manager().train_steps()
+    if recipe.step == "auto":
+        import dataclasses
 
-    return decorator
+        from zoo.training.kinds import has_own_train_step
 
+        recipe = dataclasses.replace(recipe, step="own" if has_own_train_step(model) else "supervised")
+    if recipe.step not in kinds:
+        from zoo.api import unknown
 
-def make_optimizer(recipe):
-    """A Keras optimizer from a recipe's ``optimizer`` name, ``learning_rate`` and ``ema_momentum``."""
-    import keras
+        raise unknown("train-step kind", recipe.step, kinds)
+    return kinds[recipe.step](model, recipe, where)
 
-    try:
-        cls = keras.optimizers.get(recipe.optimizer).__class__
-    except ValueError as exc:
-        raise ConfigError(f"unknown optimizer {recipe.optimizer!r} in the training recipe") from exc
-    ema = {} if recipe.ema_momentum is None else {"use_ema": True, "ema_momentum": recipe.ema_momentum}
-    return cls(learning_rate=recipe.learning_rate, **ema)
-
-
-def classifier_loss(model):
-    """Cross-entropy matching the model's output: probabilities (softmax) or logits."""
-    import keras
-
-    from_logits = getattr(model, "output_kind", "softmax") == "logits"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-
-
-def compile_model(model, recipe):
-    """Compile ``model`` as the recipe's step kind says."""
-    if recipe.step not in STEP_KINDS:
-        raise UnknownNameError(f"unknown train-step kind {recipe.step!r}; available: {', '.join(sorted(STEP_KINDS))}")
-    STEP_KINDS[recipe.step](model, recipe)
-    return model
-
-
-@register_step("supervised")
-def _supervised(model, recipe):
-    if recipe.step_params:
-        raise ConfigError(f"the supervised step takes no step_params, got {sorted(recipe.step_params)}")
-    model.compile(optimizer=make_optimizer(recipe), loss=classifier_loss(model), metrics=["accuracy"])
-
-
-@register_step("own")
-def _own(model, recipe):
-    model.compile(optimizer=make_optimizer(recipe), **recipe.step_params)

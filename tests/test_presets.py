@@ -1,0 +1,49 @@
+"""Every registered preset builds, compiles with its recipe (its objective's trainer too), round-trips
+``get_config``, and each architecture traces its export signatures — so a new family or preset is
+covered the moment it is registered."""
+import pytest
+
+from zoo import list_models
+from zoo.api import resolve
+from zoo.registry import load_registry
+
+PRESETS = sorted(load_registry())
+#: one preset per architecture traces the (family-wide) export signatures
+SIGNATURE_PRESETS = sorted({p.architecture: name for name, p in sorted(load_registry().items())}.values())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_builds_compiles_and_round_trips_its_config(name):
+    import keras
+
+    from zoo import load
+    from zoo.training.steps import trainer_for
+
+    spec, preset = resolve(name)
+    model = load(name)
+    assert model.optimizer is not None  # compiled for its plain loss, ready for fit/evaluate
+    fitted = trainer_for(load(name, compile=False), preset.train)
+    assert isinstance(fitted, keras.Model) and fitted.optimizer is not None
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    assert {k: v for k, v in config.items() if k in spec.config_defaults()}  # the family's keys are in it
+
+
+@pytest.mark.parametrize("name", SIGNATURE_PRESETS)
+def test_architecture_traces_its_export_signatures(name):
+    from zoo import load
+    from zoo.export import signatures_for
+
+    signatures = signatures_for(load(name, compile=False))
+    assert "serving_default" in signatures
+    for fn in signatures.values():
+        assert fn.structured_outputs  # a traced concrete function with named outputs
+
+
+def test_every_architecture_has_a_preset_and_every_preset_an_architecture():
+    from zoo.plugins import get_plugin_manager
+
+    architectures = {p.architecture for p in load_registry().values()}
+    assert set(get_plugin_manager().models()) == architectures
+    assert architectures <= set(list_models())
