@@ -59,12 +59,19 @@ def model_config(spec, preset: Preset | None = None, saved: dict | None = None, 
 
 
 def read_run(weights) -> dict:
-    """The ``config.json`` of a directory written by ``zoo train --out``."""
-    path = Path(weights) / RUN_FILE
-    if not (Path(weights) / WEIGHTS_FILE).exists() or not path.exists():
-        raise ConfigError(f"{weights} is not a trained-model directory (needs {RUN_FILE} and {WEIGHTS_FILE}; "
-                          f"write one with `zoo train NAME --out DIR`)")
-    return json.loads(path.read_text())
+    """The ``config.json`` of a directory written by ``zoo train --out`` or of a pack (any
+    ``weights=`` value ``load`` accepts)."""
+    from zoo.packs import is_local_run
+
+    if is_local_run(weights):
+        path = Path(weights) / RUN_FILE
+        if not (Path(weights) / WEIGHTS_FILE).exists() or not path.exists():
+            raise ConfigError(f"{weights} is not a trained-model directory (needs {RUN_FILE} and {WEIGHTS_FILE}; "
+                              f"write one with `zoo train NAME --out DIR`)")
+        return json.loads(path.read_text())
+    from zoo.packs import resolve_weights
+
+    return resolve_weights(weights).run
 
 
 def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe | None = None, **overrides):
@@ -72,7 +79,10 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
 
     Args:
         name: an architecture (``"convnet"``) or a preset from registry.yaml (``"convnet-mnist"``).
-        weights: a directory written by ``zoo train --out``; its saved config and weights are used.
+        weights: ``"pretrained"`` (the best pack a ``zoo_weights()`` plugin provides for ``name``), a
+            pack directory or archive, a URL ending in ``#sha256=<hex>``, or a directory written by
+            ``zoo train --out``; its saved config and weights are used. The model's ``card`` is the
+            pack's card (``None`` without weights or for a run directory).
         compile: compile with the preset's training recipe (optimizer, loss, train-step kind).
         recipe: a training recipe replacing the preset's.
         **overrides: config keys of the architecture (``filters=(16, 32)``); ``None`` is ignored.
@@ -80,20 +90,22 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
     from zoo.training.steps import compile_model
 
     spec, preset = resolve(name)
-    saved = None
+    saved = local = None
     if weights is not None:
-        run = read_run(weights)
+        from zoo.packs import resolve_weights
+
+        local = resolve_weights(weights, name=name)
+        run = local.run
         if run["architecture"] != spec.name:
-            raise ConfigError(f"{weights} holds a {run['architecture']!r} model, not {spec.name!r}")
+            raise ConfigError(f"{local.source} holds a {run['architecture']!r} model, not {spec.name!r}")
         saved = run["config"]
     config = model_config(spec, preset, saved, overrides)
     model = spec.build(**config)
     if compile:
         compile_model(model, recipe or (preset.train if preset else TrainRecipe()))
-    if weights is not None:
-        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:  # none when compile=False
-            model.optimizer.build(model.trainable_variables)  # so the saved optimizer state loads too
-        model.load_weights(str(Path(weights) / WEIGHTS_FILE))
+    if local is not None:
+        local.load_into(model)  # a run's optimizer state too; a pack has none
+    object.__setattr__(model, "card", local.card if local is not None else None)  # plain data, not tracked by Keras
     return model
 
 

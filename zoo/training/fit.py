@@ -5,11 +5,13 @@ import dataclasses
 import json
 import math
 import signal
+import time
 from pathlib import Path
 
 from zoo.api import RUN_FILE, WEIGHTS_FILE, load, model_config, resolve
 from zoo.data import load_dataset
 from zoo.errors import ConfigError
+from zoo.packs.provenance import record_training
 from zoo.registry import TrainRecipe
 from zoo.training.checkpoint import EpochCheckpoint, atomic_save_weights, atomic_write_text
 
@@ -121,6 +123,7 @@ def train(
             initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
 
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    cpu_start = time.process_time()
     try:
         if initial_epoch < recipe.epochs and multiworker:
             new = custom_fit(
@@ -146,6 +149,8 @@ def train(
                 history.setdefault(key, []).extend(float(v) for v in values)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if out is not None and chief and initial_epoch < recipe.epochs:  # the recipe a pack publishes
+            record_training(out, time.process_time() - cpu_start, data)
     if getattr(model.optimizer, "use_ema", False):
         # fit ends on the averaged weights, but custom_fit and an already finished run restored from
         # its checkpoint hold the raw ones; overwriting with the average is idempotent.
