@@ -58,7 +58,7 @@ def model_config(spec, preset: Preset | None = None, saved: dict | None = None, 
     return config
 
 
-def read_run(weights) -> dict:
+def read_run(weights, name: str | None = None) -> dict:
     """The ``config.json`` of a directory written by ``zoo train --out`` or of a pack (any
     ``weights=`` value ``load`` accepts)."""
     from zoo.packs import is_local_run
@@ -71,7 +71,7 @@ def read_run(weights) -> dict:
         return json.loads(path.read_text())
     from zoo.packs import resolve_weights
 
-    return resolve_weights(weights).run
+    return resolve_weights(weights, name=name).run
 
 
 def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe | None = None, **overrides):

@@ -62,9 +62,9 @@ def read_card(directory, *, where=None) -> dict:
     return validate_card(card, where=where)
 
 
-def verify_pack(directory, *, where=None) -> dict:
+def verify_pack(directory, *, where=None, strict: bool = False) -> dict:
     """Check a pack directory against its card (every listed file's size and SHA-256, the config
-    agreeing with the card, no file it does not list); returns the card."""
+    agreeing with the card; ``strict``: no file it does not list); returns the card."""
     directory = Path(directory)
     where = where or str(directory)
     card = read_card(directory, where=f"{where}/{CARD_FILE}")
@@ -81,7 +81,7 @@ def verify_pack(directory, *, where=None) -> dict:
                                f"the file was changed or damaged")
     extra = sorted(p.name for p in directory.iterdir()
                    if p.name not in card["files"] and p.name not in (CARD_FILE, README_FILE))
-    if extra:
+    if strict and extra:
         raise WeightsError(f"pack {where} holds files its card does not list: {', '.join(extra)}")
     try:
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -133,7 +133,7 @@ def check_members(zf: zipfile.ZipFile, where: str) -> tuple[str, list[zipfile.Zi
             raise WeightsError(f"archive {where}: member {name!r} is a symbolic link; a pack holds only plain files")
         if info.is_dir():
             continue
-        if mode and not stat.S_ISREG(mode):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (Windows tools, writestr)
             raise WeightsError(f"archive {where}: member {name!r} is not a plain file (mode {oct(mode)}); refusing to unpack")
         if info.flag_bits & 0x1:
             raise WeightsError(f"archive {where}: member {name!r} is encrypted")
@@ -176,7 +176,7 @@ def safe_extract(archive, dest, where: str | None = None) -> Path:
         dest.mkdir(parents=False, exist_ok=False)
         try:
             _extract(zf, files, dest, where)
-            verify_pack(dest, where=where)
+            verify_pack(dest, where=where, strict=True)
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise

@@ -225,7 +225,7 @@ def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, b
     from zoo.api import read_run
 
     spec, _ = resolve(name)
-    run = read_run(weights)
+    run = read_run(weights, name)
     model = load(name, weights=weights)
     data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0))
     return evaluate_model(spec, model, data, batch_size)
