@@ -147,6 +147,8 @@ def resolve_weights(weights, name: str | None = None) -> LocalWeights:
         raise WeightsError(f"{path} is neither a pack (card.json) nor a run directory ({CONFIG_FILE} and "
                            f"{WEIGHTS_FILE}); write one with `zoo train NAME --out DIR` or `zoo pack RUN_DIR --out DIR`")
     if path.is_file():
+        if path.stat().st_size > MAX_TOTAL_BYTES:
+            raise WeightsError(f"{path} has {path.stat().st_size} bytes, more than a pack archive may ({MAX_TOTAL_BYTES})")
         digest = sha256_file(path)
         cached = _cached_verified(digest, str(path))
         if cached is None:
@@ -166,12 +168,13 @@ def _from_url(url: str) -> LocalWeights:
                            f"(printed by `zoo pack`, or `sha256sum FILE`)")
     expected = match.group(1).lower()
     location = urllib.parse.urlunsplit(parts._replace(fragment=""))
-    cached = _cached_verified(expected, url)
+    shown = _redact(parts)  # what messages name: the URL without a password
+    cached = _cached_verified(expected, shown)
     if cached is not None:
         return cached
     scheme = parts.scheme.lower()
     if offline() and scheme not in _LOCAL_SCHEMES:
-        raise WeightsError(f"ZOO_OFFLINE=1 and the pack {location} (sha256 {expected}) is not in the cache "
+        raise WeightsError(f"ZOO_OFFLINE=1 and the pack {shown} (sha256 {expected}) is not in the cache "
                            f"{cache_dir()}; unset ZOO_OFFLINE to download it, or pass a local pack directory or archive")
     root = cache_dir()
     with _locked(root, expected):
@@ -181,28 +184,38 @@ def _from_url(url: str) -> LocalWeights:
             fd, tmp = tempfile.mkstemp(dir=root / "tmp", prefix=f"{expected[:16]}.", suffix=".zip.part")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    digest, size = _download(scheme, location, url, out)
+                    digest, size = _download(scheme, location, shown, expected, out)
                 if digest != expected:
-                    raise WeightsError(f"{location}: SHA-256 mismatch: expected {expected}, got {digest} "
+                    raise WeightsError(f"{shown}: SHA-256 mismatch: expected {expected}, got {digest} "
                                        f"({size} bytes); nothing was cached — check the URL and its #sha256")
-                _install(Path(tmp), expected, location, locked=True)
+                _install(Path(tmp), expected, shown, locked=True)
             finally:
                 Path(tmp).unlink(missing_ok=True)
-    cached = _cached_verified(expected, url)
+    cached = _cached_verified(expected, shown)
     if cached is None:
-        raise WeightsError(f"{location}: the pack vanished from the cache {cache_dir()} while it was being loaded")
+        raise WeightsError(f"{shown}: the pack vanished from the cache {cache_dir()} while it was being loaded")
     return cached
 
 
-def _download(scheme: str, location: str, url: str, out) -> tuple[str, int]:
-    """Copy ``location`` into ``out`` while hashing; returns ``(sha256, bytes)``."""
+def _redact(parts: urllib.parse.SplitResult) -> str:
+    """The URL without its fragment and without a password in it."""
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else netloc
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, fragment=""))
+
+
+def _download(scheme: str, location: str, shown: str, expected: str, out) -> tuple[str, int]:
+    """Copy ``location`` into ``out`` while hashing; returns ``(sha256, bytes)``. Messages name
+    the URL as ``shown``."""
     digest, size = hashlib.sha256(), 0
 
     def take(chunk):
         nonlocal size
         size += len(chunk)
         if size > MAX_TOTAL_BYTES:
-            raise WeightsError(f"{location}: more than {MAX_TOTAL_BYTES} bytes; not a pack archive")
+            raise WeightsError(f"{shown}: more than {MAX_TOTAL_BYTES} bytes; not a pack archive")
         digest.update(chunk)
         out.write(chunk)
 
@@ -218,16 +231,16 @@ def _download(scheme: str, location: str, url: str, out) -> tuple[str, int]:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     take(chunk)
         except urllib.error.HTTPError as exc:
-            raise WeightsError(f"{location}: the server answered HTTP {exc.code} {exc.reason}; nothing was cached") from exc
+            raise WeightsError(f"{shown}: the server answered HTTP {exc.code} {exc.reason}; nothing was cached") from exc
         except http.client.IncompleteRead as exc:
-            raise WeightsError(f"{location}: the download was truncated after {size} bytes; nothing was cached "
-                               f"(expected sha256 {_expected(url)}, got {digest.hexdigest()} so far)") from exc
+            raise WeightsError(f"{shown}: the download was truncated after {size} bytes; nothing was cached "
+                               f"(expected sha256 {expected}, got {digest.hexdigest()} so far)") from exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
-            raise WeightsError(f"{location}: cannot download: {reason}; nothing was cached") from exc
+            raise WeightsError(f"{shown}: cannot download: {reason}; nothing was cached") from exc
         if declared is not None and declared.isdigit() and int(declared) != size:
-            raise WeightsError(f"{location}: the download was truncated: {size} of {declared} bytes; "
-                               f"expected sha256 {_expected(url)}, got {digest.hexdigest()}; nothing was cached")
+            raise WeightsError(f"{shown}: the download was truncated: {size} of {declared} bytes; "
+                               f"expected sha256 {expected}, got {digest.hexdigest()}; nothing was cached")
     else:
         try:
             import tensorflow as tf
@@ -238,13 +251,9 @@ def _download(scheme: str, location: str, url: str, out) -> tuple[str, int]:
         except WeightsError:
             raise
         except Exception as exc:  # tf.errors.* for unknown schemes, missing objects, permissions
-            raise WeightsError(f"{location}: cannot read it through tf.io.gfile ({type(exc).__name__}: "
+            raise WeightsError(f"{shown}: cannot read it through tf.io.gfile ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was cached") from exc
     return digest.hexdigest(), size
-
-
-def _expected(url: str) -> str:
-    return _HASH_RE.match(urllib.parse.urlsplit(url).fragment).group(1).lower()
 
 
 # -- the cache ---------------------------------------------------------------------------------------
