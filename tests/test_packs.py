@@ -366,6 +366,25 @@ def test_offline_never_connects_and_says_what_to_do(packed, server, cache, monke
     assert local.card["name"] == PRESET and server.requests == []
 
 
+def test_a_tf_io_gfile_url_is_read_through_gfile(packed, cache, monkeypatch):
+    import tensorflow as tf
+
+    from zoo.packs import resolve_weights
+
+    url = "ram://zoo-packs-test/convnet-digits-1.0.0.zip"  # TensorFlow's in-memory file system
+    with tf.io.gfile.GFile(url, "wb") as f:
+        f.write(Path(packed["path"]).read_bytes())
+    with pytest.raises(WeightsError, match=r"ram://zoo-packs-test/missing.zip: cannot read it through tf.io.gfile"):
+        resolve_weights("ram://zoo-packs-test/missing.zip#sha256=" + "0" * 64)
+    local = resolve_weights(f"{url}#sha256={packed['sha256']}")
+    assert local.card["name"] == PRESET
+    tf.io.gfile.remove(url)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert resolve_weights(f"{url}#sha256={packed['sha256']}").path == local.path  # from the cache
+    with pytest.raises(WeightsError, match="ZOO_OFFLINE=1"):
+        resolve_weights("gs://zoo-packs-test/other.zip#sha256=" + "1" * 64)
+
+
 def test_two_processes_fetching_one_pack_both_succeed_and_the_cache_stays_whole(packed, server, cache):
     from zoo.packs import verify_pack
 

@@ -83,6 +83,8 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
         trained = load(name, weights=run_dir)
         save_weights(trained, staging / WEIGHTS_FILE)
         (staging / CONFIG_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+        provenance = _read_json(run_dir / PROVENANCE_FILE)
+        data_dir = data_dir if data_dir is not None else provenance.get("data_dir")  # where it was trained from
         seed = int(run.get("seed", 0))
         keras.utils.set_random_seed(seed)
         model = load(name, **run["config"])
@@ -96,7 +98,6 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
                    for k, v in sorted(measured.items())]
         metrics += [_robustness(model, data, a, run["dataset"], seed) for a in attacks]
 
-        provenance = _read_json(run_dir / PROVENANCE_FILE)
         checksum = data_checksum(data)
         trained_on = provenance.get("data_sha256")
         if trained_on and trained_on != checksum:
@@ -118,7 +119,7 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
             dataset=dict(name=run["dataset"], source=str(data.info.get("source", "")) or run["dataset"], splits=sizes,
                          sha256=checksum, checksum_of=f"{DATA_SPLIT} split arrays"),
             recipe=dict(
-                command=train_command(run, spec, preset, model_config),
+                command=train_command(run, spec, preset, model_config, provenance.get("data_dir")),
                 seed=seed,
                 epochs=int(run["recipe"]["epochs"]),
                 train=run["recipe"],
@@ -154,14 +155,17 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
     return PackResult(directory, archive, sha256_file(archive), card)
 
 
-def train_command(run: dict, spec, preset, model_config) -> str:
-    """The ``zoo train`` command that makes this run again (``--out`` names the run's folder)."""
+def train_command(run: dict, spec, preset, model_config, data_dir=None) -> str:
+    """The ``zoo train`` command that makes this run again (``--out`` names the run's folder;
+    ``--data-dir`` is the one it was trained with, if any)."""
     from zoo.registry import TrainRecipe
 
     base_recipe = dataclasses.asdict(preset.train if preset else TrainRecipe())
     parts = ["zoo", "train", run.get("name") or run["architecture"]]
     if preset is None or run["dataset"] != preset.dataset:
         parts += ["--dataset", run["dataset"]]
+    if data_dir:
+        parts += ["--data-dir", str(data_dir)]
     for key, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size")):
         if run["recipe"].get(key) != base_recipe[key]:
             parts += [flag, str(run["recipe"][key])]

@@ -72,9 +72,9 @@ def _feed(digest, obj) -> None:
         raise TypeError(f"cannot checksum a {type(obj).__name__} in a dataset split")
 
 
-def record_training(out, cpu_seconds: float, dataset) -> None:
+def record_training(out, cpu_seconds: float, dataset, data_dir=None) -> None:
     """Add one training session's CPU time to ``out/provenance.json`` (kept across resumes) with the
-    versions, commit and data checksum of this session."""
+    versions, commit, data directory and data checksum of this session."""
     from zoo.training.checkpoint import atomic_write_text
 
     path = Path(out) / PROVENANCE_FILE
@@ -93,6 +93,7 @@ def record_training(out, cpu_seconds: float, dataset) -> None:
         sessions=int(previous.get("sessions", 0)) + 1,
         versions=versions(),
         commit=project_commit(),
+        data_dir=None if data_dir is None else str(data_dir),
         data_sha256=checksum,
         data_checksum_of=f"{DATA_SPLIT} split arrays",
     )

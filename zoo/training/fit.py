@@ -150,7 +150,7 @@ def train(
     finally:
         signal.signal(signal.SIGTERM, previous)
         if out is not None and chief and initial_epoch < recipe.epochs:  # the recipe a pack publishes
-            record_training(out, time.process_time() - cpu_start, data)
+            record_training(out, time.process_time() - cpu_start, data, data_dir)
     if getattr(model.optimizer, "use_ema", False):
         # fit ends on the averaged weights, but custom_fit and an already finished run restored from
         # its checkpoint hold the raw ones; overwriting with the average is idempotent.
