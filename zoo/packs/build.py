@@ -71,6 +71,10 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
     if local.is_pack:
         raise WeightsError(f"{run_dir} is already a pack; `zoo pack` takes a run directory of `zoo train --out`")
     run = local.run
+    missing = [k for k in ("architecture", "config", "dataset", "recipe") if k not in run]
+    if missing or not isinstance(run["recipe"], dict) or "epochs" not in run["recipe"]:
+        raise WeightsError(f"{run_dir}/config.json lacks {', '.join(missing) or 'recipe.epochs'}: "
+                           f"it was not written by `zoo train --out`")
     name = run.get("name") or run["architecture"]
     spec, preset = resolve(name)
     if spec.name != run["architecture"]:

@@ -1,9 +1,9 @@
 """A pack as an installable plugin distribution: a wheel that provides it through ``zoo_weights()``.
 
-Built with ``zipfile`` alone (no build backend, no network): the pack's files inside a package
-``zoo_weights_<preset>`` whose module registers one ``zoo_weights()`` hook, with ``METADATA``,
-``WHEEL``, ``entry_points.txt`` (group ``zoo``) and a ``RECORD`` of every file's hash, as
-PEP 427 / PEP 376 describe. ``pip install`` it like any wheel; ``zoo.load(NAME, weights="pretrained")``
+Built with ``zipfile`` alone (no build backend, no network): the pack's files inside a package named
+after the distribution (``zoo_weights_<preset>`` by default) whose module registers one
+``zoo_weights()`` hook, with ``METADATA``, ``WHEEL``, ``entry_points.txt`` (group ``zoo``) and a
+``RECORD`` of every file's hash, as PEP 427 / PEP 376 describe. ``pip install`` it like any wheel; ``zoo.load(NAME, weights="pretrained")``
 then finds the pack, and ``pip uninstall`` removes it.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from zoo.errors import ConfigError
 from zoo.packs.card import CARD_FILE, README_FILE
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -49,9 +50,11 @@ def build_wheel(pack_dir, card: dict, out, dist_name: str | None = None) -> Path
     pack_dir, out = Path(pack_dir), Path(out)
     dist = dist_name or f"zoo-weights-{card['name']}"
     if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", dist):
-        raise ValueError(f"distribution name {dist!r} is not a valid Python project name")
+        raise ConfigError(f"distribution name {dist!r} is not a valid Python project name")
     norm = _normalise(dist)
-    package = "zoo_weights_" + re.sub(r"[^0-9a-zA-Z_]", "_", card["name"]).lower()
+    package = norm  # one import package per distribution, so two weights wheels never overwrite each other's files
+    if not package.isidentifier():
+        raise ConfigError(f"distribution name {dist!r} must start with a letter: it also names the wheel's package")
     version = card["version"]
     info = f"{norm}-{version}.dist-info"
     files: dict[str, bytes] = {f"{package}/__init__.py": _MODULE.format(name=card["name"], version=version).encode()}
