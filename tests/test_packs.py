@@ -234,6 +234,22 @@ def test_readme_is_yaml_front_matter_and_markdown_from_the_card(packed):
         split_front_matter("# no front matter\n")
 
 
+def test_repacking_bumps_the_version_and_never_overwrites(packed, run_dir, tmp_path):
+    from zoo.packs import make_pack
+
+    out = Path(packed["directory"]).parent
+    with pytest.raises(WeightsError, match="already exists; a published version is never overwritten"):
+        make_pack(run_dir, out)
+    with pytest.raises(WeightsError, match="first number is the pack format"):
+        make_pack(run_dir, tmp_path, version="2.0.0")
+    again = make_pack(run_dir, tmp_path, previous=packed["path"])
+    assert again.card["version"] == "1.0.1" and again.archive.name == "convnet-digits-1.0.1.zip"
+    first = json.loads((Path(packed["directory"]) / "card.json").read_text())
+    assert again.card["files"]["model.weights.h5"]["size"] == first["files"]["model.weights.h5"]["size"]
+    assert again.card["metrics"][0] == first["metrics"][0]  # measured again, the same weights give the same figure
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convnet-digits-1.0.1", "convnet-digits-1.0.1.zip"]
+
+
 def test_version_scheme_says_what_changed():
     from zoo.packs import next_version, parse_version
 
@@ -558,7 +574,10 @@ def test_two_plugins_for_one_preset_highest_version_wins_then_distribution_name(
     assert pm.register(WeightsPlugin(v101), "org-a", "a-weights", "1")
     assert pm.register(WeightsPlugin([{"location": "https://example.invalid/p.zip#sha256=" + "0" * 64},
                                       {"location": str(v100), "version": "9.0.0"}]), "org-c", "c-weights", "1")
+    broken = WeightsPlugin(42)  # not a location: reported by distribution and skipped, never fatal
+    assert pm.register(broken, "org-broken", "broken-weights", "1")
     ranked = offers(PRESET)
+    assert any("broken-weights" in e and "zoo_weights() failed" in e for e in pm.errors)
     assert [(o.version, o.distribution) for o in ranked if o.usable] == [
         ("1.0.1", "a-weights"), ("1.0.1", "b-weights"), ("1.0.0", "b-weights")]
     problems = [o.problem for o in ranked if not o.usable]

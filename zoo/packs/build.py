@@ -80,6 +80,12 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
     if spec.name != run["architecture"]:
         raise WeightsError(f"{run_dir}: config.json names {name!r}, a {spec.name!r}, but holds a {run['architecture']!r}")
     out = Path(out)
+    version = _version(version, previous, dict(name=name, architecture=spec.name, config=run["config"]))
+    stem = f"{name}-{version}"
+    directory, archive = out / stem, out / f"{stem}.zip"
+    if directory.exists() or archive.exists():
+        raise WeightsError(f"{directory} or {archive} already exists; a published version is never overwritten "
+                           f"— pass --version (or --previous) for a new one, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".pack-"))
     try:
@@ -111,7 +117,7 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
         card = dict(
             pack_format=PACK_FORMAT,
             name=name,
-            version="0.0.0",  # set below, once the card can be compared with a previous one
+            version=version,
             architecture=spec.name,
             family=spec.family,
             description=(preset.metadata.get("description") if preset else None) or spec.description,
@@ -142,16 +148,12 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
         )
         card["inputs"], card["outputs"] = describe_io(spec, model, run["config"], data.info)
         card["files"] = {f: file_entry(staging / f) for f in (CONFIG_FILE, WEIGHTS_FILE)}
-        card["version"] = _version(version, previous, card)
         validate_card(card, where=f"the card of {name}")
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (staging / README_FILE).write_text(render_readme(card), encoding="utf-8")
 
-        stem = f"{name}-{card['version']}"
-        directory, archive = out / stem, out / f"{stem}.zip"
-        if directory.exists() or archive.exists():
-            raise WeightsError(f"{directory} or {archive} already exists; a published version is never overwritten "
-                               f"— pass --version (or --previous) for a new one, or another --out")
+        if directory.exists() or archive.exists():  # written by another process meanwhile
+            raise WeightsError(f"{directory} or {archive} appeared while packing; nothing was overwritten")
         write_archive(staging, archive, stem)
         staging.rename(directory)
     finally:
@@ -201,7 +203,8 @@ def _yaml(value) -> str:
 
 def _version(version, previous, card) -> str:
     if version is not None:
-        parse_version(version)
+        if parse_version(version)[0] != PACK_FORMAT:
+            raise WeightsError(f"version {version}: its first number is the pack format, {PACK_FORMAT}")
         return version
     if previous is None:
         return f"{PACK_FORMAT}.0.0"
