@@ -23,7 +23,6 @@ from zoo.packs.card import (
     CARD_FILE,
     CONFIG_FILE,
     README_FILE,
-    WEIGHTS_FILE,
     validate_card,
 )
 
