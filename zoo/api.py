@@ -51,11 +51,15 @@ def model_config(spec, preset: Preset | None = None, saved: dict | None = None, 
     return config
 
 
-def read_run(weights) -> dict:
-    """The ``config.json`` of a directory written by ``zoo train --out``."""
+def read_run(weights, name: str | None = None) -> dict:
+    """The ``config.json`` of a run directory written by ``zoo train --out`` or of a pack (any
+    ``weights=`` value ``load`` accepts)."""
+    from zoo.packs import is_local_run, resolve_weights
     from zoo.training.run import read_run_record
 
-    return read_run_record(weights)
+    if is_local_run(weights):
+        return read_run_record(weights)
+    return resolve_weights(weights, name=name).run
 
 
 def build_model(spec, config: dict):
@@ -85,28 +89,33 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
 
     Args:
         name: an architecture (``"convnet"``) or a preset from registry.yaml (``"convnet-mnist"``).
-        weights: a directory written by ``zoo train --out``; its saved config and weights are used.
+        weights: ``"pretrained"`` (the best pack a ``zoo_weights()`` plugin provides for ``name``), a
+            pack directory or archive, a URL ending in ``#sha256=<hex>``, or a directory written by
+            ``zoo train --out``; its saved config and weights are used. The model's ``card`` is the
+            pack's card (``None`` without weights or for a run directory).
         compile: compile with the recipe's optimizer and the model's own loss, ready for ``fit``,
             ``evaluate`` and ``predict``. Objectives with a trainer of their own (``adversarial``,
-            ``madry``, ``trades``, ``minimax``) wrap the network: ``zoo.training.trainer_for(model,
+            ``madry``, ``trades``, ``minimax``) wrap the network: ``zoo.training.steps.trainer_for(model,
             recipe)`` gives the model to ``fit`` for them (``zoo.training.fit.train`` does this).
         recipe: a training recipe replacing the preset's.
         **overrides: config keys of the architecture (``filters=(16, 32)``); ``None`` is ignored.
     """
     spec, preset = resolve(name)
-    saved = None
+    saved = local = None
     if weights is not None:
-        run = read_run(weights)
+        from zoo.packs import resolve_weights
+
+        local = resolve_weights(weights, name=name)
+        run = local.run
         if run["architecture"] != spec.name:
-            raise ConfigError(f"{weights} holds a {run['architecture']!r} model, not {spec.name!r}")
+            raise ConfigError(f"{local.source} holds a {run['architecture']!r} model, not {spec.name!r}")
         saved = run["config"]
     model = build_model(spec, model_config(spec, preset, saved, overrides))
-    if weights is not None:
-        from zoo.training.run import load_network_weights
-
-        load_network_weights(model, weights)
+    if local is not None:
+        local.load_into(model)
     if compile:
         compile_network(model, recipe or (preset.train if preset else TrainRecipe()))
+    model.card = local.card if local is not None else None  # the pack's card: what it is, how it was made
     return model
 
 

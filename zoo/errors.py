@@ -31,3 +31,8 @@ class DataError(ZooError, ValueError):
 
 class PluginError(ZooError, RuntimeError):
     """A plugin conflict or misuse that zoo cannot resolve on its own; names the distribution."""
+
+
+class WeightsError(ZooError, ValueError):
+    """Weights that cannot be found, fetched, verified or unpacked: a pack, a run directory, an archive
+    or a URL; names the location, and for a hash mismatch both hashes."""

@@ -79,5 +79,29 @@ def zoo_train_steps():
     """
 
 
+@hookspec
+def zoo_weights():
+    """Return a mapping ``preset name -> pack location`` (or a list of locations) of the trained
+    weights this plugin provides; ``load(name, weights="pretrained")`` picks the best of them.
+
+    A location is one of:
+
+    * a local pack directory or pack archive, as ``str`` or ``os.PathLike`` — usually one shipped
+      inside your package (``Path(__file__).parent / "packs" / "convnet-mnist"``); its version is
+      read from its ``card.json``;
+    * a mapping ``{"location": URL, "version": "1.0.0"}`` for a pack elsewhere, the URL ending in
+      the archive's hash, ``#sha256=<hex>`` (``https``, ``file`` or a ``tf.io.gfile`` scheme). The
+      version is needed to rank it without downloading; it must match the card once fetched.
+
+    ``zoo pack RUN_DIR --out DIR --wheel`` builds a plugin distribution doing exactly this.
+
+    Unlike the other hooks, several plugins may provide packs for the same preset: the highest
+    version (``FORMAT.ARCHITECTURE.RETRAIN``, compared as numbers) wins; a tie goes to the
+    distribution whose name sorts first, then the plugin name, then the location. ``zoo info NAME``
+    lists every pack on offer and the one chosen; a specific one is loaded by passing its location
+    as ``weights=``, and ``ZOO_BLOCKED_PLUGINS`` removes a plugin's offers altogether.
+    """
+
+
 #: Decorator marking a function as a zoo hook implementation (re-exported as ``zoo.hookimpl``).
 hookimpl = pluggy.HookimplMarker("zoo")

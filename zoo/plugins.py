@@ -141,6 +141,23 @@ class PluginManager:
     def train_steps(self) -> dict[str, TrainStep]:
         return {k: v[0] for k, v in self._collect("train_steps").items()}
 
+    def weights(self) -> dict[str, list[tuple[Any, str]]]:
+        """``preset -> [(location, plugin name), ...]`` from every ``zoo_weights()``; several plugins
+        may offer packs for one preset (``zoo.packs.offers`` ranks them), so this never conflicts."""
+        if "weights" not in self._cache:
+            found: dict[str, list[tuple[Any, str]]] = {}
+            for impl in self._pm.hook.zoo_weights.get_hookimpls():
+                try:
+                    items = _weights_items(impl.function())
+                except Exception as exc:
+                    self._report(impl.plugin_name, self._origin.get(impl.plugin_name, ("?", "?")),
+                                 f"hook zoo_weights() failed: {type(exc).__name__}: {exc}")
+                    continue
+                for preset, location in items:
+                    found.setdefault(preset, []).append((location, impl.plugin_name))
+            self._cache["weights"] = found
+        return self._cache["weights"]
+
     def _collect(self, kind: str) -> dict[str, tuple[Any, str]]:
         if kind in self._cache:
             return self._cache[kind]
@@ -188,6 +205,24 @@ def _as_items(kind, result):
         if not isinstance(key, str) or not callable(factory):
             raise TypeError(f"zoo_{kind}() entry {key!r} must map a string name to a callable factory")
     return list(result.items())
+
+
+def _weights_items(result):
+    """Validate a ``zoo_weights()`` result into (preset, location) pairs."""
+    if result is None:
+        return []
+    if not hasattr(result, "items"):
+        raise TypeError(f"zoo_weights() must return a mapping preset -> location(s), got {type(result).__name__}")
+    pairs = []
+    for preset, locations in result.items():
+        for location in locations if isinstance(locations, (list, tuple)) else [locations]:
+            ok = isinstance(location, (str, os.PathLike)) or (
+                isinstance(location, dict) and isinstance(location.get("location"), str))
+            if not isinstance(preset, str) or not ok:
+                raise TypeError(f"zoo_weights() entry {preset!r}: a location is a path, a URL or "
+                                f"{{'location': URL, 'version': 'X.Y.Z'}}, got {location!r}")
+            pairs.append((preset, location))
+    return pairs
 
 
 def _version(dist: str) -> str:

@@ -22,6 +22,11 @@ _FOUND = {p.name[: -len("_cmd.py")] for p in Path(__file__).parent.glob("*_cmd.p
 COMMANDS = tuple(c for c in _FIRST if c in _FOUND) + tuple(sorted(_FOUND - set(_FIRST)))
 
 
+#: Help of every ``--weights`` option: anything ``zoo.load(weights=...)`` accepts.
+WEIGHTS_HELP = ("a run directory of `zoo train --out`, a pack directory or archive, a URL ending in "
+                "#sha256=<hex>, or `pretrained`")
+
+
 def parse_set(pairs) -> dict:
     """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings)."""
     import yaml
@@ -49,9 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def name_from_weights(args) -> None:
+    """``NAME --weights DIR`` with NAME left out: the run's or pack's config names the preset."""
+    if getattr(args, "name", "") is None and getattr(args, "weights", None):
+        from zoo.api import read_run
+
+        run = read_run(args.weights)
+        args.name = run.get("name") or run["architecture"]
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        name_from_weights(args)
         return int(args.run(args) or 0)
     except ZooError as exc:
         print(f"zoo {args.command}: error: {exc}", file=sys.stderr)

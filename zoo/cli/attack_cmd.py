@@ -1,5 +1,5 @@
 """zoo attack NAME --weights DIR --attack pgd: accuracy under attack of a trained classifier."""
-from zoo.cli import parse_set, print_json
+from zoo.cli import WEIGHTS_HELP, parse_set, print_json
 from zoo.errors import ConfigError
 
 PANEL_EXAMPLES = 8
@@ -7,8 +7,8 @@ PANEL_EXAMPLES = 8
 
 def add_parser(sub):
     p = sub.add_parser("attack", help="attack a trained classifier and report accuracy under attack")
-    p.add_argument("name")
-    p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
+    p.add_argument("name", nargs="?", help="preset or architecture (default: the one --weights was trained as)")
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--attack", default="pgd", help="attack plugin name (`zoo plugins` lists them)")
     p.add_argument("--eps", type=float, help="radius of the ε-ball")
     p.add_argument("--steps", type=int, help="iterations")
@@ -38,7 +38,7 @@ def run(args):
     params = {k: v for k, v in dict(eps=args.eps, steps=args.steps, step_size=args.step_size).items() if v is not None}
     params.update(parse_set(args.set))
     attack = get_attack(args.attack, **params)
-    run_config = read_run(args.weights)
+    run_config = read_run(args.weights, args.name)
     model = load(args.name, weights=args.weights)
     x, y = load_dataset(run_config["dataset"], data_dir=args.data_dir).arrays("test")
     x, y = x[: args.n], y[: args.n]

@@ -1,11 +1,11 @@
 """zoo evaluate NAME --weights DIR: test-split metrics of a trained model."""
-from zoo.cli import print_json
+from zoo.cli import WEIGHTS_HELP, print_json
 
 
 def add_parser(sub):
     p = sub.add_parser("evaluate", help="evaluate a model trained with `zoo train --out DIR`")
-    p.add_argument("name")
-    p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
+    p.add_argument("name", nargs="?", help="preset or architecture (default: the one --weights was trained as)")
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)

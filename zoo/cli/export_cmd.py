@@ -1,11 +1,11 @@
 """zoo export NAME --weights DIR --out MODELS_DIR: a SavedModel version in TF Serving's layout."""
-from zoo.cli import print_json
+from zoo.cli import WEIGHTS_HELP, print_json
 
 
 def add_parser(sub):
     p = sub.add_parser("export", help="export a trained model for TF Serving (MODELS_DIR/<name>/<version>/)")
-    p.add_argument("name", help="the preset or architecture the weights were trained as")
-    p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
+    p.add_argument("name", nargs="?", help="preset or architecture (default: the one --weights was trained as)")
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--out", required=True, help="TF Serving models directory (gets models.config)")
     p.add_argument("--version", type=int, help="version number (default: newest + 1, or 1)")
     p.add_argument("--model-name", help="name under MODELS_DIR and in models.config (default: NAME)")

@@ -1,14 +1,14 @@
 """zoo generate NAME --weights DIR: draw samples from a trained generative model into a PNG grid."""
-from zoo.cli import print_json
+from zoo.cli import WEIGHTS_HELP, print_json
 from zoo.errors import ConfigError
 
 
 def add_parser(sub):
     p = sub.add_parser("generate", help="sample a trained VAE, GAN or VAE-GAN into a PNG grid")
-    p.add_argument("name")
-    p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
+    p.add_argument("name", nargs="?", help="preset or architecture (default: the one --weights was trained as)")
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("-n", "--num", type=int, default=64, help="how many images (default 64)")
-    p.add_argument("--png", help="output file (default DIR/generated.png)")
+    p.add_argument("--png", help="output file (default: RUN_DIR/generated.png for a run, else ./generated.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
@@ -23,7 +23,10 @@ def run(args):
     if args.num < 1:
         raise ConfigError(f"-n must be >= 1, got {args.num}")
     model = load(args.name, weights=args.weights)
-    png = Path(args.png) if args.png else Path(args.weights) / "generated.png"
+    from zoo.packs import is_local_run
+
+    default = Path(args.weights) / "generated.png" if is_local_run(args.weights) else Path("generated.png")  # never into a pack
+    png = Path(args.png) if args.png else default
     summary = write_samples(model, png, args.num, args.seed)
     print(f"wrote {summary['n']} samples of {args.name} to {png}")
     if args.json:

@@ -1,4 +1,4 @@
-"""zoo info NAME: config, recipe, metadata and the providing plugin."""
+"""zoo info NAME: config, recipe, metadata, the providing plugin and the packs on offer with their metrics."""
 import dataclasses
 
 from zoo.api import model_config, resolve
@@ -33,6 +33,32 @@ def run(args):
                 print(f"  {k}: {v}")
         else:
             print(f"{key}: {value}")
+    info["packs"] = _packs(args.name)
     if args.json:
         print_json(info)
     return 0
+
+
+def _packs(name) -> list[dict]:
+    """The packs plugins offer for ``name``, best first, with their published metrics (printed too)."""
+    from zoo.packs import offers
+
+    found = offers(name)
+    print("packs:" if found else "packs: none offered (train one, then `zoo pack RUN_DIR --out DIR`)")
+    out = []
+    for i, offer in enumerate(found):
+        mark = "pretrained" if i == 0 and offer.usable else ("unusable" if not offer.usable else "also offered")
+        print(f"  {offer.version or '?'} [{mark}] from plugin {offer.plugin} ({offer.distribution} "
+              f"{offer.distribution_version}): {offer.location}")
+        metrics = offer.card["metrics"] if offer.card else []
+        for m in metrics:
+            attack = f" under {m['attack']} eps {m['eps']:g}" if m.get("attack") else ""
+            print(f"    {m['name']}{attack} = {m['value']:.4f} ({m['split']}, n={m['n']}, {m['dataset']})")
+        if offer.problem:
+            print(f"    problem: {offer.problem}")
+        elif not offer.card:
+            print("    metrics: in its card once fetched")
+        out.append(dict(version=offer.version, location=offer.location, plugin=offer.plugin,
+                        distribution=offer.distribution, chosen=mark == "pretrained", metrics=metrics,
+                        problem=offer.problem))
+    return out

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from zoo.data import load_dataset
 from zoo.errors import ConfigError
 from zoo.evaluation import evaluate_model
 from zoo.files import atomic_save_weights, atomic_write_text
+from zoo.packs.provenance import record_training
 from zoo.registry import TrainRecipe
 from zoo.training.checkpoint import EpochCheckpoint
 from zoo.training.run import (CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, SEED, WEIGHTS_FILE, RunLock, RunRecord,
@@ -136,6 +138,7 @@ def train(
                         callbacks += spec.callbacks(network, data, out)
 
         previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        cpu_start = time.process_time()
         try:
             if initial_epoch < recipe.epochs and multiworker:
                 new = custom_fit(
@@ -161,6 +164,8 @@ def train(
                     history.setdefault(key, []).extend(float(v) for v in values)
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
+            if out is not None and chief and initial_epoch < recipe.epochs:  # the recipe a pack publishes
+                record_training(out, time.process_time() - cpu_start, data, data_dir)
         if getattr(model.optimizer, "use_ema", False):
             # fit ends on the averaged weights, but custom_fit and an already finished run restored from
             # its checkpoint hold the raw ones; overwriting with the average is idempotent.
@@ -229,14 +234,15 @@ def evaluate(name: str | None, weights, *, data_dir=None, dataset: str | None = 
     """Metrics of a model trained into ``weights`` on its dataset's test split, measured as
     training measured them (with the run's objective: accuracy under attack, adversary loss ...).
     ``name`` may be ``None``: the run record names the preset."""
+    from zoo.api import read_run
     from zoo.training.steps import trainer_for
 
-    run = read_run_record(weights)
+    run = read_run(weights, name)
     name = name or run["name"]
     spec, _ = resolve(name)
     network = load(name, weights=weights, compile=False)
-    recipe = check(TrainRecipe, run["recipe"], f"{weights}/{RUN_FILE}: recipe")
-    model = trainer_for(network, recipe, f"{weights}/{RUN_FILE}: recipe.step_params")
+    recipe = check(TrainRecipe, run.get("recipe", {}), f"{weights}: {RUN_FILE}: recipe")
+    model = trainer_for(network, recipe, f"{weights}: {RUN_FILE}: recipe.step_params")
     args = run.get("dataset_args", {}) if dataset_args is None else dataset_args
     data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
     return evaluate_model(spec, model, data, batch_size)

@@ -93,17 +93,6 @@ def record_of(data: dict) -> RunRecord:
     return check(RunRecord, data, "run record")
 
 
-def load_network_weights(model, directory) -> None:
-    """Load ``DIR/model.weights.h5`` into ``model`` (its variables only: an optimizer's or a
-    trainer's state saved beside them is not needed to use the network)."""
-    path = Path(directory) / WEIGHTS_FILE
-    try:
-        model.load_weights(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{path} does not fit the model ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                          f"it is damaged or from another config: delete {Path(directory)} and train again") from None
-
-
 class RunLock:
     """An exclusive lock on a run directory, held while training into it (released if the process dies)."""
 
