@@ -83,7 +83,8 @@ class TrainStep:
     Args:
         build: ``build(model, recipe, params) -> keras.Model``, compiled and ready for ``fit``: the
             model itself, or a trainer model that wraps it (and owns heads, optimizers, metrics).
-            ``params`` is ``recipe.step_params`` checked against ``params`` below.
+            ``params`` is ``recipe.step_params`` checked against ``params`` below. A ``ConfigError``
+            it raises that starts with ``"train.step_params"`` is re-worded to name the preset.
         params: a dataclass declaring ``step_params`` (checked by ``zoo.validate.check``: unknown
             keys and bad values are refused with the field named); ``None`` passes the mapping as is.
         description: one line for ``zoo plugins`` and the docs.
@@ -109,7 +110,13 @@ class TrainStep:
         if self.accepts is not None and (reason := self.accepts(model)):
             raise ConfigError(f"train step {recipe.step!r} cannot train {type(model).__name__}: {reason}")
         params = recipe.step_params if self.params is None else check(self.params, recipe.step_params, where)
-        trained = _resolve(self.build)(model, recipe, params)
+        try:
+            trained = _resolve(self.build)(model, recipe, params)
+        except ConfigError as exc:  # a build names "train.step_params"; the caller knows which preset's
+            prefix = "train.step_params"
+            if str(exc).startswith(prefix) and where != prefix:
+                raise ConfigError(where + str(exc)[len(prefix):]) from None
+            raise
         if trained is not model and not trained.built and model.built:
             # a trainer only wraps the built network (Keras's Distiller is never called either);
             # mark it built so that its checkpoints can be saved

@@ -48,6 +48,14 @@ POSITIVE = Range(0, low_open=True)
 NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1)
 
+#: Annotations shared by the model families' constructors (their config is their signature).
+Size = Annotated[int, Range(1)]
+Count = Annotated[int, Range(0)]
+Seed = Annotated[int, Range(0, 2**32 - 1)]
+ImageShape = tuple[Size, Size, Size]
+Rate = Annotated[float, Range(0, 1, high_open=True)]
+NonNegative = Annotated[float, NON_NEGATIVE]
+
 
 class _Invalid(Exception):
     def __init__(self, path: str, problem: str):

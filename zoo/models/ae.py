@@ -17,6 +17,7 @@ from zoo.models.generative import (
     conv_decoder,
     conv_encoder,
 )
+from zoo.validate import ImageShape, Seed, Size
 
 
 class _AutoencoderTrainer(GenerativeTrainer):
@@ -55,7 +56,8 @@ class LinearAutoencoder(_AutoencoderTrainer, keras.Model):
         seed: initialisation seed.
     """
 
-    def __init__(self, input_shape=(28, 28, 1), latent_dim=16, tied=False, seed=0, **kwargs):
+    def __init__(self, input_shape: ImageShape = (28, 28, 1), latent_dim: Size = 16, tied: bool = False,
+                 seed: Seed = 0, **kwargs):
         # float32 even under a mixed_float16 policy: a linear map gains nothing from float16, and
         # settling on the PCA subspace needs float32 precision
         super().__init__(**{"dtype": "float32", **kwargs})
@@ -113,7 +115,8 @@ class ConvAutoencoder(_AutoencoderTrainer, keras.Model):
         filters: channels of the encoder's conv blocks (the decoder mirrors them).
     """
 
-    def __init__(self, input_shape=(28, 28, 1), latent_dim=32, filters=(32, 64), **kwargs):
+    def __init__(self, input_shape: ImageShape = (28, 28, 1), latent_dim: Size = 32, filters: tuple[Size, ...] = (32, 64),
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in input_shape)
         self.latent_dim = int(latent_dim)

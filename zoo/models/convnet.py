@@ -5,9 +5,7 @@ from typing import Annotated, Literal
 
 import keras
 
-from zoo.validate import Range
-
-_SIZE = Annotated[int, Range(1)]
+from zoo.validate import ImageShape, Range, Rate, Size
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -29,13 +27,13 @@ class ConvNet(keras.Model):
 
     def __init__(
         self,
-        input_shape: tuple[_SIZE, _SIZE, _SIZE] = (28, 28, 1),
+        input_shape: ImageShape = (28, 28, 1),
         num_classes: Annotated[int, Range(2)] = 10,
-        filters: tuple[_SIZE, ...] = (32, 64),
-        kernel_size: _SIZE = 3,
-        pool: _SIZE = 2,
-        dense: tuple[_SIZE, ...] = (128,),
-        dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0,
+        filters: tuple[Size, ...] = (32, 64),
+        kernel_size: Size = 3,
+        pool: Size = 2,
+        dense: tuple[Size, ...] = (128,),
+        dropout: Rate = 0.0,
         output: Literal["softmax", "logits"] = "softmax",
         **kwargs,
     ):

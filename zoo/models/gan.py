@@ -14,6 +14,8 @@ D's hidden features of x and of its reconstruction); the discriminator separates
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -30,6 +32,7 @@ from zoo.models.generative import (
     normal_noise,
 )
 from zoo.models.vae import VAE
+from zoo.validate import ImageShape, NonNegative, Seed, Size
 
 tfd = tfp.distributions
 G_LOSSES = ("non_saturating", "minimax")
@@ -98,8 +101,9 @@ class DCGAN(_AdversarialTrainer, keras.Model):
 
     family = "gan"
 
-    def __init__(self, input_shape=(28, 28, 1), latent_dim=64, generator_filters=(64, 128),
-                 discriminator_filters=(64, 128), seed=0, **kwargs):
+    def __init__(self, input_shape: ImageShape = (28, 28, 1), latent_dim: Size = 64,
+                 generator_filters: tuple[Size, ...] = (64, 128), discriminator_filters: tuple[Size, ...] = (64, 128),
+                 seed: Seed = 0, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in input_shape)
         self.latent_dim = int(latent_dim)
@@ -192,9 +196,11 @@ class VAEGAN(_AdversarialTrainer, keras.Model):
 
     family = "vaegan"
 
-    def __init__(self, input_shape=(28, 28, 1), latent_dim=32, filters=(32, 64), likelihood="bernoulli",
-                 beta=1.0, binarize="dynamic", discriminator_filters=(64, 128), gan_weight=1.0,
-                 feature_weight=0.0, seed=0, **kwargs):
+    def __init__(self, input_shape: ImageShape = (28, 28, 1), latent_dim: Size = 32, filters: tuple[Size, ...] = (32, 64),
+                 likelihood: Literal["bernoulli", "normal"] = "bernoulli", beta: NonNegative = 1.0,
+                 binarize: Literal["dynamic", "threshold", "none"] = "dynamic",
+                 discriminator_filters: tuple[Size, ...] = (64, 128), gan_weight: NonNegative = 1.0,
+                 feature_weight: NonNegative = 0.0, seed: Seed = 0, **kwargs):
         super().__init__(**kwargs)
         self.vae = VAE(input_shape, latent_dim, filters, likelihood, beta, binarize, seed, name="vae")
         self.image_shape = self.vae.image_shape

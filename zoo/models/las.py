@@ -15,11 +15,14 @@ of each row are padding (the row's length is its last non-zero sample).
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo.data.audio import EOS, PAD, SOS, VOCABULARY, as_waveforms, ids_to_text, pad_batch, texts_to_ids
+from zoo.validate import Count, Rate, Size
 
 _WAVE_SPEC = tf.TensorSpec((None, None), tf.float32)
 _TOKEN_SPEC = tf.TensorSpec((None, None), tf.int32)
@@ -49,11 +52,13 @@ class LAS(keras.Model):
 
     family = "las"
 
-    def __init__(self, sample_rate=8000, frame_length=256, frame_step=128, fft_length=256, num_mels=40,
-                 features="logmel", num_mfcc=13, listener_layers=2, listener_units=128, speller_units=256,
-                 embedding_dim=32, attention_dim=128, max_output_length=40, beam_width=1,
-                 scheduled_sampling=0.0, dropout=0.0, freq_masks=0, freq_mask_width=8, time_masks=0,
-                 time_mask_width=10, feature_norm="channel", **kwargs):
+    def __init__(self, sample_rate: Size = 8000, frame_length: Size = 256, frame_step: Size = 128,
+                 fft_length: Size = 256, num_mels: Size = 40, features: Literal["logmel", "mfcc"] = "logmel",
+                 num_mfcc: Size = 13, listener_layers: Size = 2, listener_units: Size = 128, speller_units: Size = 256,
+                 embedding_dim: Size = 32, attention_dim: Size = 128, max_output_length: Size = 40,
+                 beam_width: Size = 1, scheduled_sampling: Rate = 0.0, dropout: Rate = 0.0, freq_masks: Count = 0,
+                 freq_mask_width: Size = 8, time_masks: Count = 0, time_mask_width: Size = 10,
+                 feature_norm: Literal["channel", "utterance"] = "channel", **kwargs):
         super().__init__(**kwargs)
         if feature_norm not in ("channel", "utterance"):
             raise ValueError(f"feature_norm must be 'channel' or 'utterance', got {feature_norm!r}")

@@ -10,6 +10,7 @@ on the KL term. Only ``tfp.distributions`` is used (tfp's Keras layers are Keras
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import keras
 import tensorflow as tf
@@ -24,6 +25,7 @@ from zoo.models.generative import (
     conv_encoder,
     normal_noise,
 )
+from zoo.validate import ImageShape, NonNegative, Seed, Size
 
 tfd = tfp.distributions
 
@@ -53,8 +55,9 @@ class VAE(GenerativeTrainer, keras.Model):
 
     family = "vae"
 
-    def __init__(self, input_shape=(28, 28, 1), latent_dim=32, filters=(32, 64), likelihood="bernoulli",
-                 beta=1.0, binarize="dynamic", seed=0, **kwargs):
+    def __init__(self, input_shape: ImageShape = (28, 28, 1), latent_dim: Size = 32, filters: tuple[Size, ...] = (32, 64),
+                 likelihood: Literal["bernoulli", "normal"] = "bernoulli", beta: NonNegative = 1.0,
+                 binarize: Literal["dynamic", "threshold", "none"] = "dynamic", seed: Seed = 0, **kwargs):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
