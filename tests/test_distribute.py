@@ -107,6 +107,35 @@ def test_two_workers_on_loopback_train_like_one_process(tmp_path):
         assert [s["loss"] for s in logs] == pytest.approx([s["loss"] for s in expected_logs], rel=1e-5)
 
 
+def _weights(run):
+    import h5py
+
+    out = {}
+    with h5py.File(run / "model.weights.h5") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, np.asarray(obj)) if hasattr(obj, "shape") else None)
+    return out
+
+
+def test_a_killed_multiworker_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL the chief of a two-worker run in the middle of its second epoch (the launcher then stops
+    the other worker), rerun the same command: both workers resume from the last checkpoint, see the
+    seeded shuffle of the remaining epochs, and the run ends on the weights of an uninterrupted one."""
+    script = [sys.executable, str(HERE / "multiworker_resume.py")]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    results = launch([*script, str(straight)], 2, env=ENV, timeout=400)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    killed = launch([*script, str(resumed), "--kill-at", "1:5"], 2, env=ENV, timeout=400)
+    assert killed[0].returncode == -9  # the chief died mid-epoch 2
+    state = json.loads((resumed / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1 and not (resumed / "model.weights.h5").exists()
+    results = launch([*script, str(resumed)], 2, env=ENV, timeout=400)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
 def test_strategy_errors_are_clear(monkeypatch):
     from zoo.distribute import make_strategy
 

@@ -114,19 +114,30 @@ def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strate
                callbacks=(), verbose: bool = True) -> dict:
     """Train with ``strategy.run(model.train_step)`` (the path for ``MultiWorkerMirroredStrategy``).
 
-    ``dataset_fn()`` returns the global, batched, seeded ``tf.data`` pipeline; batches smaller than
-    ``global_batch_size`` are dropped (every replica must get an equal share). Callbacks receive
+    ``dataset_fn()`` returns the global, batched, seeded ``tf.data`` pipeline of one epoch; batches
+    smaller than ``global_batch_size`` are dropped (every replica must get an equal share), and epoch
+    ``k`` sees the ``k``-th reshuffle whether or not the run was resumed. Callbacks receive
     ``on_epoch_begin``, ``on_train_batch_end`` and ``on_epoch_end`` as under ``fit``. Returns ``{metric: [per epoch]}``.
     """
     import tensorflow as tf
 
-    def full_batches():
-        def full(*batch):
-            return tf.equal(tf.shape(tf.nest.flatten(batch)[0])[0], global_batch_size)
+    def full(*batch):
+        return tf.equal(tf.shape(tf.nest.flatten(batch)[0])[0], global_batch_size)
 
-        return dataset_fn().filter(full)
+    # All epochs as one seeded stream (as _epoch_stream does for fit): a run resumed after epoch k
+    # skips exactly k epochs of batches and sees the reshuffles an uninterrupted run sees.
+    per_epoch = int(dataset_fn().cardinality())
+    if per_epoch > 0:
+        last = tf.nest.flatten(next(iter(dataset_fn().skip(per_epoch - 1))))[0]
+        steps = per_epoch - (0 if int(last.shape[0]) == global_batch_size else 1)
+        stream = iter(replica_slices(lambda: dataset_fn().repeat().skip(initial_epoch * per_epoch).filter(full),
+                                     global_batch_size, strategy))
+    else:  # a pipeline of unknown length: one pass per epoch
+        dist = replica_slices(lambda: dataset_fn().filter(full), global_batch_size, strategy)
 
-    dist = replica_slices(full_batches, global_batch_size, strategy)
+    def epoch_batches():
+        return (next(stream) for _ in range(steps)) if per_epoch > 0 else iter(dist)
+
     train_step = tf.function(model.train_step, jit_compile=bool(getattr(model, "jit_compile", False)))
 
     @tf.function
@@ -142,7 +153,7 @@ def custom_fit(model, dataset_fn, *, epochs: int, global_batch_size: int, strate
         for callback in callbacks:
             callback.on_epoch_begin(epoch)
         logs = {}
-        for index, batch in enumerate(dist):
+        for index, batch in enumerate(epoch_batches()):
             logs = step(batch)
             for callback in callbacks:
                 callback.on_train_batch_end(index, logs)

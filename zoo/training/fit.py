@@ -126,7 +126,8 @@ def train(
         # the schedule first: it adds the epoch's learning rate to the logs the checkpoint records
         callbacks, initial_epoch, history = [*schedule_callbacks(recipe), *callbacks], 0, {}
         if out is not None:
-            initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
+            with dist.scope():  # restoring builds the optimizer's variables
+                initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
             if previous is not None:
                 check_epochs(out, previous, run, initial_epoch)
             if chief:  # written only now: a refused or failed restore leaves the directory as it was
@@ -171,11 +172,23 @@ def train(
             # its checkpoint hold the raw ones; overwriting with the average is idempotent.
             model.optimizer.finalize_variable_values(model.trainable_variables)
 
+        if multiworker:  # Keras's evaluate cannot run under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+            network, model = _local_copy(spec, config, recipe, model)
         metrics = evaluate_model(spec, model, data)
         if out is not None and chief:
             atomic_save_weights(network, out / WEIGHTS_FILE)
             atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False))
     return TrainResult(network, metrics, history, out, initial_epoch)
+
+
+def _local_copy(spec, config, recipe, model):
+    """``(network, trained model)`` rebuilt outside the distribution strategy with ``model``'s weights."""
+    from zoo.training.steps import trainer_for
+
+    network = build_model(spec, config)
+    local = trainer_for(network, recipe)
+    local.set_weights(model.get_weights())
+    return network, local
 
 
 def _where(name, preset) -> str:
