@@ -38,6 +38,11 @@ TEST_TAKES = range(0, 5)
 PROBE_TRAIN_TAKES = range(5, 15)
 #: A file counts as clipped when more than this fraction of its samples sit at full scale.
 CLIPPED_FRACTION = 0.01
+#: Header sample rates outside this range are refused: telephone speech is 8 kHz, studio audio tops
+#: out at 384 kHz, and a forged rate (4 GHz) would make the resampler's filter allocate hundreds of GiB.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+#: Longest recording ``read_wav`` decodes by default (10 minutes; an utterance is seconds long).
+MAX_SECONDS = 600.0
 
 # -- character vocabulary ------------------------------------------------------------------------
 PAD, SOS, EOS = 0, 1, 2
@@ -80,7 +85,8 @@ class AudioClippingWarning(UserWarning):
     """A WAV file whose samples pile up at full scale (the waveform is kept as it is)."""
 
 
-def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn") -> np.ndarray:
+def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn",
+             max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
     """Read a PCM (8/16/24/32-bit) or IEEE-float WAV file as float32 mono in [−1, 1] at ``sample_rate``.
 
     Documented conversions: several channels are averaged to mono; another sample rate is resampled
@@ -88,7 +94,9 @@ def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn")
     [−1, 1] are clipped to it. A clipped recording (more than 1% of samples at full scale) is kept
     with an :class:`AudioClippingWarning` (``on_clipping="warn"``), refused (``"error"``) or accepted
     silently (``"ignore"``). A file that is missing, not a WAV, truncated, in another encoding,
-    empty or holding NaN raises :class:`DataError` naming the file.
+    empty or holding NaN raises :class:`DataError` naming the file, and so does a header sample rate
+    outside 1–384 kHz or a recording longer than ``max_seconds`` (``None``: no limit) — both are
+    checked before anything is decoded or resampled.
     """
     if on_clipping not in ("warn", "error", "ignore"):
         raise ValueError(f"on_clipping must be 'warn', 'error' or 'ignore', got {on_clipping!r}")
@@ -126,7 +134,15 @@ def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn")
     tag, channels, rate, bits = fmt
     if channels < 1 or rate < 1:
         raise DataError(f"{path}: invalid header ({channels} channels, {rate} Hz)")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise DataError(f"{path}: the header claims a sample rate of {rate:,} Hz; zoo reads "
+                        f"{MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,} Hz (is the header damaged?)")
     width = bits // 8
+    if width and max_seconds is not None:
+        seconds = len(samples) // (width * channels) / rate
+        if seconds > max_seconds:
+            raise DataError(f"{path}: {seconds:,.0f} s of audio, more than the {max_seconds:,.0f} s read_wav "
+                            f"decodes (split the recording, or pass max_seconds=None)")
     if tag == 1 and bits in (8, 16, 24, 32):
         raw = np.frombuffer(samples[: len(samples) // width * width], np.uint8)
         if bits == 8:  # unsigned
