@@ -45,6 +45,7 @@ def train(
     batch_size: int | None = None,
     data_dir=None,
     dataset: str | None = None,
+    dataset_args: dict | None = None,
     overrides: dict | None = None,
     seed: int = 0,
     out=None,
@@ -65,7 +66,8 @@ def train(
     ``multiworker`` (``TF_CONFIG``; only the chief writes to ``out``, which every worker must be able
     to read to resume). ``batch_size`` is the global batch. ``mixed_precision`` uses the
     ``mixed_float16`` policy (with loss scaling); ``jit_compile`` compiles the train step with XLA.
-    ``callbacks`` are further Keras callbacks for the training loop.
+    ``callbacks`` are further Keras callbacks for the training loop. ``dataset_args`` are the dataset
+    factory's parameters (``--dataset-arg``, e.g. ``{"speaker": "theo"}``), recorded in ``config.json``.
     """
     import keras
 
@@ -84,13 +86,14 @@ def train(
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
-    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
+    dataset_args = _jsonable(dict(dataset_args or {}))
+    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed, **dataset_args)
     # Bare architectures take their input shape and class count from the data.
     inferred = {k: data.info[k] for k in ("input_shape", "num_classes")
                 if k in spec.defaults and k in data.info and not (preset and k in preset.config)}
     config = model_config(spec, preset, inferred, overrides)
     run = dict(name=name, architecture=spec.name, config=_jsonable(config), dataset=dataset_name,
-               recipe=dataclasses.asdict(recipe), seed=seed)
+               dataset_args=dataset_args, recipe=dataclasses.asdict(recipe), seed=seed)
 
     multiworker = strategy == "multiworker"
     chief = is_chief(dist)
@@ -198,6 +201,7 @@ def _prepare_out(out: Path, run: dict, model) -> tuple[int, dict]:
     if run_path.exists():
         previous = json.loads(run_path.read_text())
         same = {k: previous.get(k) for k in ("architecture", "config", "dataset", "seed")}
+        same["dataset_args"] = previous.get("dataset_args", {})  # runs from before --dataset-arg had none
         if same != {k: run[k] for k in same}:
             raise ConfigError(
                 f"{out} already holds a different run ({previous.get('name')}, config {previous.get('config')}); "
@@ -215,12 +219,16 @@ def _jsonable(value):
     return value
 
 
-def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, batch_size: int = 256) -> dict:
-    """Metrics of a model trained into ``weights`` on its dataset's test split."""
+def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, dataset_args: dict | None = None,
+             batch_size: int = 256) -> dict:
+    """Metrics of a model trained into ``weights`` on its dataset's test split. The run's recorded
+    ``dataset_args`` apply (``dataset_args`` given here override them) unless another dataset is named."""
     from zoo.api import read_run
 
     spec, _ = resolve(name)
     run = read_run(weights)
     model = load(name, weights=weights)
-    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0))
+    same_dataset = dataset is None or dataset == run["dataset"]
+    args = {**((run.get("dataset_args") or {}) if same_dataset else {}), **(dataset_args or {})}
+    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
     return evaluate_model(spec, model, data, batch_size)
