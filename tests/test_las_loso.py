@@ -1,5 +1,5 @@
 """Leave-one-speaker-out LAS (issue 13): the held-out speaker as a dataset parameter, ``--dataset-arg``
-on ``zoo train`` / ``zoo evaluate``.
+on ``zoo train`` / ``zoo evaluate``, and the three speaker-probe poolings.
 
 FSDD-shaped recordings are generated (tone "digits" of six tone speakers saved under the six FSDD
 speaker names), so everything but one real-data check runs on a fresh machine.
@@ -105,7 +105,8 @@ def test_dataset_arg_is_recorded_and_reused_by_evaluate(fsdd_dir, theo_run, caps
     run = json.loads((out / "config.json").read_text())
     assert run["dataset"] == "fsdd_heldout"
     assert run["dataset_args"] == {"multi_train": 8, "multi_test": 4, "speaker": "theo"}
-    assert {"cer_single", "cer_multi", "speaker_probe_accuracy"} <= set(trained)
+    assert {"cer_single", "cer_multi", "speaker_probe_accuracy", "speaker_probe_mean_std",
+            "speaker_probe_frames"} <= set(trained)
 
     # evaluate reads the run's dataset_args: the same held-out speaker, the same figures
     assert main(["evaluate", "las-fsdd", "--weights", str(out), "--data-dir", str(fsdd_dir), "--json"]) == 0
@@ -132,3 +133,106 @@ def test_bad_dataset_arg_is_one_line_and_exit_2(fsdd_dir, capsys, arg, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert re.search(message, err), err
+
+
+# -- the probes ------------------------------------------------------------------------------------
+DIRECTIONS = np.linalg.qr(np.random.default_rng(42).standard_normal((8, 8)))[0][:4]
+SIGNS = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0
+
+
+def encoder(kind, per_speaker, seed):
+    """Frames of 4 synthetic speakers, (time, 8) per utterance, from a known kind of 'encoder'."""
+    rng = np.random.default_rng(seed)
+    frames, speakers = [], []
+    for s in range(4):
+        for _ in range(per_speaker):
+            t = int(rng.integers(6, 13))
+            x = 0.3 * rng.standard_normal((t, 8))
+            if kind == "offset":  # the speaker shifts every frame: any pooling sees it
+                x += DIRECTIONS[s]
+            elif kind == "spike":  # one loud speaker frame, time-mean subtracted: the mean hides it
+                x[0] += (t - 1) * DIRECTIONS[s]
+                x -= x.mean(0)
+            elif kind == "signs":  # ±pattern of equal spread per channel, time-mean subtracted
+                x[:, :4] += rng.choice([-1, 1], (t, 1)) * SIGNS[s]
+                x -= x.mean(0)
+            frames.append(x)
+            speakers.append(s)
+    return frames, speakers
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("offset", dict(mean=1.0, mean_std=1.0, frames=1.0)),
+    ("spike", dict(mean=None, mean_std=1.0, frames=1.0)),   # None: chance level (1/4)
+    ("signs", dict(mean=None, mean_std=None, frames=1.0)),
+    ("none", dict(mean=None, mean_std=None, frames=None)),
+])
+def test_each_pooling_finds_what_it_should(kind, expected):
+    """Known answers: a time-mean-subtracted encoder hides the speaker from the mean, not from the
+    spread or the frames; a sign pattern of equal spread hides it from both pooled vectors."""
+    from zoo.models.speaker_probe import POOLINGS, probe_accuracy
+
+    fit, score = encoder(kind, 40, 0), encoder(kind, 20, 1)
+    for pooling in POOLINGS:
+        accuracy = probe_accuracy(*fit, *score, pooling=pooling)
+        if expected[pooling] is None:
+            assert accuracy < 0.4, (pooling, accuracy)  # chance 0.25, 80 scored utterances
+        else:
+            assert accuracy >= 0.95 * expected[pooling], (pooling, accuracy)
+
+
+def test_a_linear_frame_classifier_would_be_blind_to_mean_subtraction():
+    """Why the frames probe has random Fourier features: on frames that sum to zero per utterance,
+    logistic regression on the raw frames learns nothing (its optimum is w = 0)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from zoo.models.speaker_probe import pool
+
+    frames, speakers = encoder("spike", 40, 0)
+    x, owner = pool(frames, "frames")
+    linear = LogisticRegression(max_iter=2000).fit(x, np.asarray(speakers)[owner])
+    assert np.abs(linear.coef_).max() < 1e-3
+
+
+def test_majority_vote_and_its_tie_break():
+    from zoo.models.speaker_probe import majority_vote
+
+    logp = np.log(np.array([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1],   # utterance 0: 2 votes for 0
+                            [0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]))                # utterance 1: 1-1, 0 is surer
+    assert majority_vote(logp, np.array([0, 0, 0, 1, 1]), 2).tolist() == [0, 0]
+    logp[3] = np.log([0.45, 0.45, 0.1])
+    assert majority_vote(logp, np.array([0, 0, 0, 1, 1]), 2).tolist() == [0, 1]
+
+
+def test_pooling_shapes_and_bad_input():
+    from zoo.models.speaker_probe import pool
+
+    frames = [np.ones((3, 4)), np.zeros((5, 4))]
+    assert pool(frames, "mean")[0].shape == (2, 4) and pool(frames, "mean_std")[0].shape == (2, 8)
+    x, owner = pool(frames, "frames")
+    assert x.shape == (8, 4) and owner.tolist() == [0, 0, 0, 1, 1, 1, 1, 1]
+    with pytest.raises(DataError, match="unknown probe pooling 'max'"):
+        pool(frames, "max")
+    with pytest.raises(DataError, match="non-empty"):
+        pool([np.ones((3, 4)), np.ones((0, 4))], "mean")
+
+
+def test_probes_on_a_tiny_las():
+    """On an untrained tiny LAS over tone speakers (pitch and timbre differ) every pooling finds
+    the speaker well above chance (1/6), and the mean pooling is the historical probe."""
+    import keras
+
+    from zoo import load
+    from zoo.models.las import speaker_probe_accuracy
+    from zoo.models.speaker_probe import speaker_probes
+
+    data = load_dataset("tones", multi_train=0, multi_test=0)
+    keras.utils.set_random_seed(1)
+    model = load("las", compile=False, **TINY_LAS)
+    frames = model.frame_encodings(data.arrays("probe_test")[0][:7])
+    np.testing.assert_allclose(np.stack([f.mean(0) for f in frames]),
+                               model.pooled_encoding(data.arrays("probe_test")[0][:7]), atol=1e-6)
+    probes = speaker_probes(model, data)
+    assert set(probes) == {"mean", "mean_std", "frames"}
+    assert all(p > 2 / 6 for p in probes.values()), probes
+    assert speaker_probe_accuracy(model, data) == probes["mean"]
