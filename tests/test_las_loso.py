@@ -1,11 +1,13 @@
 """Leave-one-speaker-out LAS (issue 13): the held-out speaker as a dataset parameter, ``--dataset-arg``
-on ``zoo train`` / ``zoo evaluate``, and the three speaker-probe poolings.
+on ``zoo train`` / ``zoo evaluate``, the three speaker-probe poolings, and the sweep tool's resume.
 
 FSDD-shaped recordings are generated (tone "digits" of six tone speakers saved under the six FSDD
 speaker names), so everything but one real-data check runs on a fresh machine.
 """
 import json
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,10 @@ from tests.conftest import TINY_LAS
 from zoo.data import DataError, load_dataset
 from zoo.data.audio import FSDD_SPEAKERS
 from zoo.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tools")]
+import loso_sweep  # noqa: E402
 
 TAKES = 8
 SMALL = dict(multi_train=8, multi_test=4)
@@ -236,3 +242,59 @@ def test_probes_on_a_tiny_las():
     assert set(probes) == {"mean", "mean_std", "frames"}
     assert all(p > 2 / 6 for p in probes.values()), probes
     assert speaker_probe_accuracy(model, data) == probes["mean"]
+
+
+# -- the sweep ---------------------------------------------------------------------------------------
+def sweep_args(fsdd_dir, out, *extra):
+    return ["las-fsdd", "--data-dir", str(fsdd_dir), "--out", str(out), "--benchmark", str(out / "loso.json"),
+            "--dataset-arg", "multi_train=8", "--dataset-arg", "multi_test=4", *TINY_SET, *extra]
+
+
+def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsys):
+    """george finished earlier: its record is kept and nothing is retrained. theo's run directory
+    holds a trained epoch but no fold record (the sweep died during its evaluation): the fold
+    resumes from that checkpoint, so it is evaluated without a single epoch trained again."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    settings = loso_sweep.fold_settings("las-fsdd", epochs=1, seed=0, overrides=TINY_LAS, dataset_args=SMALL,
+                                        data_dir=fsdd_dir)
+    george = dict(settings=settings, speaker="george", metrics=dict(cer=0.25, cer_single=0.2, cer_multi=0.3),
+                  probe_chance=0.2, epochs_trained=1, resumed_from_epoch=0, final_train_loss=1.0, cpu_seconds=10.0,
+                  wall_seconds=5.0, threads=2, load_average_before=[0, 0, 0], run_dir="elsewhere")
+    (out / "las-fsdd" / "george").mkdir(parents=True)
+    (out / "las-fsdd" / "george" / "fold.json").write_text(json.dumps(george))
+    theo = out / "las-fsdd" / "theo"
+    shutil.copytree(theo_run[0], theo)
+    checkpoint = (theo / "checkpoint" / "state.json").read_bytes()
+
+    assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
+    printed = capsys.readouterr().out
+    assert "fold george: finished earlier" in printed and "fold george: training" not in printed
+    assert sorted(p.name for p in (out / "las-fsdd" / "george").iterdir()) == ["fold.json"]
+    record = json.loads((theo / "fold.json").read_text())
+    assert record["resumed_from_epoch"] == 1 and record["epochs_trained"] == 1 and record["cpu_seconds"] > 0
+    assert (theo / "checkpoint" / "state.json").read_bytes() == checkpoint  # no epoch trained again
+    assert record["metrics"] == pytest.approx(theo_run[1], abs=1e-4)
+    assert {"cer", "cer_single", "cer_multi", "speaker_probe_frames"} <= set(record["metrics"])
+
+    entry = json.loads((out / "loso.json").read_text())["runs"]["las-fsdd"]
+    assert entry["folds_done"] == 2 and not entry["complete"]
+    assert entry["folds_missing"] == ["jackson", "lucas", "nicolas", "yweweler"]
+    assert entry["mean"]["cer"] == pytest.approx((0.25 + record["metrics"]["cer"]) / 2, abs=1e-4)
+    assert entry["folds"]["george"]["cpu_seconds"] == 10.0 and entry["cpu_seconds"] > 10.0
+
+    # a finished sweep reruns as a no-op: no process is started
+    assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
+    assert "training" not in capsys.readouterr().out
+    # other settings are another sweep: george's record does not count for it
+    assert loso_sweep.finished(out / "las-fsdd" / "george", {**settings, "epochs": 3}) is None
+
+
+def test_sweep_refuses_bad_folds_and_options(fsdd_dir, tmp_path, capsys):
+    assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--folds", "bob")) == 2
+    assert "unknown fold(s) bob; the speakers are george" in capsys.readouterr().err
+    assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--dataset-arg", "speaker=theo")) == 2
+    assert "choose folds with --folds" in capsys.readouterr().err
+    assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--jobs", "0")) == 2
+    assert not (tmp_path / "las-fsdd").exists()
