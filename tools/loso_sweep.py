@@ -136,7 +136,9 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
     from zoo.api import resolve
     from zoo.errors import ConfigError
 
-    resolve(preset)  # an unknown preset fails here, before any process starts
+    spec, _ = resolve(preset)  # an unknown preset fails here, before any process starts
+    if spec.family != "las":
+        raise ConfigError(f"{preset!r} is a {spec.family} model; the sweep trains LAS presets on fsdd_heldout")
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if "speaker" in (dataset_args or {}):
