@@ -130,6 +130,7 @@ def test_dataset_arg_is_recorded_and_reused_by_evaluate(fsdd_dir, theo_run, caps
     ("speaker", "--dataset-arg expects key=value"),
     ("speaker=[theo", "--dataset-arg 'speaker=\\[theo': the value is not valid YAML"),
     ("voice=theo", "no parameter 'voice'"),
+    ("seed=3", "set by --data-dir / --seed"),
 ])
 def test_bad_dataset_arg_is_one_line_and_exit_2(fsdd_dir, capsys, arg, message):
     from zoo.cli import main

@@ -138,6 +138,16 @@ def load_dataset(name, data_dir=None, seed=0, **params):
     return factory(data_dir=data_dir, seed=seed, **params)
 
 
+def dataset_params(params) -> dict:
+    """``--dataset-arg`` values as a plain dict; ``data_dir`` and ``seed`` have their own options."""
+    params = dict(params or {})
+    reserved = sorted({"data_dir", "seed"} & set(params))
+    if reserved:
+        raise ConfigError(f"dataset parameter(s) {', '.join(reserved)} are set by --data-dir / --seed, "
+                          f"not by --dataset-arg")
+    return params
+
+
 def check_params(name, function, params) -> None:
     """Refuse ``params`` that ``function`` has no parameter for (a function taking ``**kwargs``
     accepts anything: it checks for itself)."""

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from zoo.api import RUN_FILE, WEIGHTS_FILE, load, model_config, resolve
-from zoo.data import load_dataset
+from zoo.data import dataset_params, load_dataset
 from zoo.errors import ConfigError
 from zoo.registry import TrainRecipe
 from zoo.training.checkpoint import EpochCheckpoint, atomic_save_weights, atomic_write_text
@@ -86,7 +86,7 @@ def train(
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
-    dataset_args = _jsonable(dict(dataset_args or {}))
+    dataset_args = _jsonable(dataset_params(dataset_args))
     data = load_dataset(dataset_name, data_dir=data_dir, seed=seed, **dataset_args)
     # Bare architectures take their input shape and class count from the data.
     inferred = {k: data.info[k] for k in ("input_shape", "num_classes")
@@ -229,6 +229,6 @@ def evaluate(name: str, weights, *, data_dir=None, dataset: str | None = None, d
     run = read_run(weights)
     model = load(name, weights=weights)
     same_dataset = dataset is None or dataset == run["dataset"]
-    args = {**((run.get("dataset_args") or {}) if same_dataset else {}), **(dataset_args or {})}
+    args = {**((run.get("dataset_args") or {}) if same_dataset else {}), **dataset_params(dataset_args)}
     data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
     return evaluate_model(spec, model, data, batch_size)
