@@ -270,6 +270,7 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     theo = out / "las-fsdd" / "theo"
     shutil.copytree(theo_run[0], theo)
     checkpoint = (theo / "checkpoint" / "state.json").read_bytes()
+    (theo / loso_sweep.LEDGER_FILE).write_text(json.dumps({"epoch_cpu_seconds": {"1": 12.5}}))  # epoch 1's CPU
 
     assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
     printed = capsys.readouterr().out
@@ -277,6 +278,7 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert sorted(p.name for p in (out / "las-fsdd" / "george").iterdir()) == ["fold.json"]
     record = json.loads((theo / "fold.json").read_text())
     assert record["resumed_from_epoch"] == 1 and record["epochs_trained"] == 1 and record["cpu_seconds"] > 0
+    assert record["cpu_seconds_all_attempts"] == pytest.approx(record["cpu_seconds"] + 12.5, abs=0.11)
     assert (theo / "checkpoint" / "state.json").read_bytes() == checkpoint  # no epoch trained again
     assert record["metrics"] == pytest.approx(theo_run[1], abs=1e-4)
     assert {"cer", "cer_single", "cer_multi", "speaker_probe_frames"} <= set(record["metrics"])
@@ -286,12 +288,24 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert entry["folds_missing"] == ["jackson", "lucas", "nicolas", "yweweler"]
     assert entry["mean"]["cer"] == pytest.approx((0.25 + record["metrics"]["cer"]) / 2, abs=1e-4)
     assert entry["folds"]["george"]["cpu_seconds"] == 10.0 and entry["cpu_seconds"] > 10.0
+    assert entry["cpu_seconds_all_attempts"] is None  # george's record does not say
 
     # a finished sweep reruns as a no-op: no process is started
     assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
     assert "training" not in capsys.readouterr().out
     # other settings are another sweep: george's record does not count for it
     assert loso_sweep.finished(out / "las-fsdd" / "george", {**settings, "epochs": 3}) is None
+
+
+def test_cpu_ledger_keeps_each_epochs_cpu_across_attempts(tmp_path):
+    ledger = loso_sweep.cpu_ledger(tmp_path, loso_sweep.cpu_seconds() - 5.0)  # 5 s of set-up before epoch 1
+    ledger.on_epoch_end(0)
+    ledger.on_epoch_end(1)
+    epochs = loso_sweep.read_ledger(tmp_path)
+    assert set(epochs) == {"1", "2"} and epochs["1"] >= 5.0 and 0 <= epochs["2"] < 5.0
+    again = loso_sweep.cpu_ledger(tmp_path, loso_sweep.cpu_seconds())  # a resumed attempt: epoch 2 redone
+    again.on_epoch_end(1)
+    assert loso_sweep.read_ledger(tmp_path)["1"] == epochs["1"]
 
 
 def test_sweep_refuses_bad_folds_and_options(fsdd_dir, tmp_path, capsys):

@@ -16,8 +16,9 @@ Resuming: rerun the same command. A fold whose ``fold.json`` was written with th
 skipped; any other fold continues from its run directory's last epoch checkpoint (``zoo train
 --out``'s own resume). Each fold runs in a fresh process (``--jobs N`` of them at once, each limited
 to cpu_count / N TensorFlow threads); its CPU time (user + system, tools/timing.py) and wall time are
-recorded. A resumed fold records only the CPU of the attempt that finished it (``resumed_from_epoch``
-says how many epochs an earlier attempt trained).
+recorded: ``cpu_seconds`` of the attempt that finished the fold, and ``cpu_seconds_all_attempts``
+adding the CPU of the epochs earlier attempts trained (from ``cpu_ledger.json`` in the run directory;
+``None`` when some were trained outside the sweep).
 """
 from __future__ import annotations
 
@@ -30,13 +31,16 @@ import sys
 import time
 from pathlib import Path
 
-from timing import Timer
+from timing import Timer, cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fsdd"
 DEFAULT_OUT = REPO / "runs" / "loso"
 BENCHMARK = REPO / "benchmarks" / "las_loso.json"
 FOLD_FILE = "fold.json"
+#: Per-epoch CPU seconds of a fold's training, kept across attempts so a resumed fold's total counts
+#: the epochs an earlier attempt trained (an interrupted epoch's CPU is lost with the epoch).
+LEDGER_FILE = "cpu_ledger.json"
 #: evaluate_las metrics averaged over the folds.
 AVERAGED = ("cer", "cer_single", "cer_multi", "wer", "wer_single", "wer_multi",
             "speaker_probe_accuracy", "speaker_probe_mean_std", "speaker_probe_frames")
@@ -55,6 +59,35 @@ def speakers_of(data_dir) -> list[str]:
     return fsdd_files(data_dir)[1] if data_dir is not None else list(FSDD_SPEAKERS)
 
 
+def cpu_ledger(fold_dir, start_cpu):
+    """A Keras callback writing each finished epoch's CPU seconds (since ``start_cpu`` or the
+    previous epoch; the first epoch of an attempt includes its set-up) to ``LEDGER_FILE``."""
+    import keras
+
+    from zoo.training.checkpoint import atomic_write_text
+
+    path = Path(fold_dir) / LEDGER_FILE
+
+    class Ledger(keras.callbacks.Callback):
+        last = start_cpu
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = cpu_seconds()
+            epochs = read_ledger(fold_dir)
+            epochs[str(epoch + 1)] = round(now - self.last, 2)
+            self.last = now
+            atomic_write_text(path, json.dumps({"epoch_cpu_seconds": epochs}))
+
+    return Ledger()
+
+
+def read_ledger(fold_dir) -> dict:
+    try:
+        return json.loads((Path(fold_dir) / LEDGER_FILE).read_text())["epoch_cpu_seconds"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def run_fold(speaker, fold_dir, settings, threads=None) -> dict:
     """Train and evaluate one fold in this process; write and return its ``fold.json`` record."""
     import tensorflow as tf
@@ -69,8 +102,11 @@ def run_fold(speaker, fold_dir, settings, threads=None) -> dict:
     with Timer() as timer:
         result = train(settings["preset"], epochs=settings["epochs"], data_dir=settings["data_dir"],
                        dataset="fsdd_heldout", dataset_args={**settings["dataset_args"], "speaker": speaker},
-                       overrides=settings["overrides"], seed=settings["seed"], out=fold_dir, verbose=2)
+                       overrides=settings["overrides"], seed=settings["seed"], out=fold_dir, verbose=2,
+                       callbacks=[cpu_ledger(fold_dir, timer.cpu)])  # inside the block timer.cpu is the start
     speakers = speakers_of(settings["data_dir"])
+    ledger = read_ledger(fold_dir)
+    earlier = [ledger.get(str(e)) for e in range(1, result.initial_epoch + 1)]  # the checkpoint's epochs
     fold = dict(
         settings=settings, speaker=speaker,
         metrics={k: round(float(v), 4) for k, v in result.metrics.items()},
@@ -78,6 +114,9 @@ def run_fold(speaker, fold_dir, settings, threads=None) -> dict:
         epochs_trained=len(result.history.get("loss", [])), resumed_from_epoch=result.initial_epoch,
         final_train_loss=round(result.history["loss"][-1], 4) if result.history.get("loss") else None,
         cpu_seconds=round(timer.cpu, 1), wall_seconds=round(timer.wall, 1),
+        # this attempt plus the epochs earlier attempts trained; None if an epoch's CPU is unknown
+        # (trained outside the sweep, e.g. by zoo train itself)
+        cpu_seconds_all_attempts=round(timer.cpu + sum(earlier), 1) if None not in earlier else None,
         threads=threads, load_average_before=[round(x, 2) for x in load_before],
         load_average_after=[round(x, 2) for x in os.getloadavg()], run_dir=str(fold_dir),
     )
@@ -110,13 +149,17 @@ def summarize(preset, folds: dict, speakers, settings, command) -> dict:
         complete=len(rows) == len(speakers), folds_done=len(rows), folds_missing=[s for s in speakers if s not in rows],
         mean=mean,
         folds={s: dict(metrics=r["metrics"], probe_chance=r["probe_chance"], cpu_seconds=r["cpu_seconds"],
-                       wall_seconds=r["wall_seconds"], epochs_trained=r["epochs_trained"],
+                       cpu_seconds_all_attempts=r.get("cpu_seconds_all_attempts"), wall_seconds=r["wall_seconds"], epochs_trained=r["epochs_trained"],
                        resumed_from_epoch=r["resumed_from_epoch"], final_train_loss=r["final_train_loss"],
                        threads=r["threads"], load_average_before=r["load_average_before"],
                        run_dir=r["run_dir"]) for s, r in rows.items()},
         cpu_seconds=round(sum(r["cpu_seconds"] for r in rows.values()), 1),
+        cpu_seconds_all_attempts=(round(sum(r["cpu_seconds_all_attempts"] for r in rows.values()), 1)
+                                  if all(r.get("cpu_seconds_all_attempts") is not None for r in rows.values())
+                                  else None),
         cpu_note="process CPU seconds (user + system) of the attempt that finished each fold; "
-                 "CPU-seconds / 2 approximates time on two dedicated cores",
+                 "_all_attempts adds the epochs earlier attempts trained (None: some were trained outside "
+                 "the sweep); CPU-seconds / 2 approximates time on two dedicated cores",
         command=command,
     )
 
