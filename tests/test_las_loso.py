@@ -287,6 +287,8 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert entry["folds_done"] == 2 and not entry["complete"]
     assert entry["folds_missing"] == ["jackson", "lucas", "nicolas", "yweweler"]
     assert entry["mean"]["cer"] == pytest.approx((0.25 + record["metrics"]["cer"]) / 2, abs=1e-4)
+    assert entry["spread"]["cer"]["std"] == pytest.approx(abs(0.25 - record["metrics"]["cer"]) / 2, abs=1e-4)
+    assert entry["spread"]["cer_single"]["min"] == min(0.2, record["metrics"]["cer_single"])
     assert entry["folds"]["george"]["cpu_seconds"] == 10.0 and entry["cpu_seconds"] > 10.0
     assert entry["cpu_seconds_all_attempts"] is None  # george's record does not say
 

@@ -139,17 +139,22 @@ def finished(fold_dir, settings) -> dict | None:
 def summarize(preset, folds: dict, speakers, settings, command) -> dict:
     """The benchmark entry: one row per finished fold, means over them, total CPU."""
     rows = {s: folds[s] for s in speakers if s in folds}
-    mean = {}
+    mean, spread = {}, {}
     for key in AVERAGED:
         values = [r["metrics"][key] for r in rows.values() if key in r["metrics"]]
         if values:
-            mean[key] = round(sum(values) / len(values), 4)
+            m = sum(values) / len(values)
+            mean[key] = round(m, 4)
+            # between-fold spread: how far one fold (the earlier single-speaker figures) can be from the mean
+            spread[key] = dict(min=min(values), max=max(values),
+                               std=round((sum((v - m) ** 2 for v in values) / len(values)) ** 0.5, 4))
     return dict(
         preset=preset, dataset="fsdd_heldout", settings=settings,
         complete=len(rows) == len(speakers), folds_done=len(rows), folds_missing=[s for s in speakers if s not in rows],
-        mean=mean,
+        mean=mean, spread=spread,
         folds={s: dict(metrics=r["metrics"], probe_chance=r["probe_chance"], cpu_seconds=r["cpu_seconds"],
-                       cpu_seconds_all_attempts=r.get("cpu_seconds_all_attempts"), wall_seconds=r["wall_seconds"], epochs_trained=r["epochs_trained"],
+                       cpu_seconds_all_attempts=r.get("cpu_seconds_all_attempts"), wall_seconds=r["wall_seconds"],
+                       epochs_trained=r["epochs_trained"],
                        resumed_from_epoch=r["resumed_from_epoch"], final_train_loss=r["final_train_loss"],
                        threads=r["threads"], load_average_before=r["load_average_before"],
                        run_dir=r["run_dir"]) for s, r in rows.items()},
