@@ -153,3 +153,33 @@ def test_fsdd_file_reads_as_8khz_mono(shared_data):
     x = read_wav(path)
     assert x.dtype == np.float32 and x.ndim == 1 and 0.1 * SAMPLE_RATE < len(x) < 2.5 * SAMPLE_RATE
     assert 0.01 < np.abs(x).max() <= 1.0
+
+
+def wav_header(body_bytes, rate, channels=1, bits=16, tag=1):
+    block = channels * bits // 8
+    header = b"RIFF" + struct.pack("<I", 36 + body_bytes) + b"WAVE"
+    return header + b"fmt " + struct.pack("<IHHIIHH", 16, tag, channels, rate, min(rate * block, 2**32 - 1), block, bits) + \
+        b"data" + struct.pack("<I", body_bytes)
+
+
+@pytest.mark.parametrize("rate", [4_000_000_000, 384_001, 999, 1])
+def test_absurd_header_sample_rates_are_refused_before_decoding(tmp_path, rate):
+    """A forged 4 GHz rate once made the resampler try to allocate 640 GiB; now the header is refused."""
+    body = np.zeros(400, "<i2").tobytes()
+    (tmp_path / "forged.wav").write_bytes(wav_header(len(body), rate) + body)
+    with pytest.raises(DataError, match=f"{rate:,} Hz.*1,000-384,000 Hz"):
+        read_wav(tmp_path / "forged.wav")
+
+
+def test_the_bounds_of_the_sample_rate_are_read(tmp_path):
+    for rate in (1_000, 384_000):
+        x = read_wav(write_wav(tmp_path / f"r{rate}.wav", sine(300, 0.1, rate), sample_rate=rate))
+        assert abs(len(x) - 800) <= 1
+
+
+def test_recordings_longer_than_max_seconds_are_refused(tmp_path):
+    path = write_wav(tmp_path / "long.wav", np.zeros(8000 * 3, np.float32) + 0.1)
+    with pytest.raises(DataError, match="3 s of audio, more than the 2 s"):
+        read_wav(path, max_seconds=2)
+    assert len(read_wav(path, max_seconds=None)) == 8000 * 3
+    assert len(read_wav(path)) == 8000 * 3  # the default (10 minutes) reads ordinary files

@@ -27,16 +27,19 @@ WEIGHTS_HELP = ("a run directory of `zoo train --out`, a pack directory or archi
                 "#sha256=<hex>, or `pretrained`")
 
 
-def parse_set(pairs) -> dict:
+def parse_set(pairs, option="--set") -> dict:
     """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings)."""
     import yaml
 
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ZooError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise ZooError(f"{option} expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ZooError(f"{option} {pair!r}: the value is not valid YAML ({exc.problem or exc})") from exc
     return out
 
 

@@ -1,5 +1,5 @@
 """zoo evaluate NAME --weights DIR: test-split metrics of a trained model."""
-from zoo.cli import WEIGHTS_HELP, print_json
+from zoo.cli import WEIGHTS_HELP, parse_set, print_json
 
 
 def add_parser(sub):
@@ -7,6 +7,9 @@ def add_parser(sub):
     p.add_argument("name", nargs="?", help="preset or architecture (default: the one --weights was trained as)")
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--data-dir")
+    p.add_argument("--dataset", help="evaluate on another dataset than the run's")
+    p.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset parameter (YAML value); the run's recorded ones apply otherwise; repeatable")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -14,7 +17,8 @@ def add_parser(sub):
 def run(args):
     from zoo.training.fit import evaluate
 
-    metrics = evaluate(args.name, args.weights, data_dir=args.data_dir)
+    metrics = evaluate(args.name, args.weights, data_dir=args.data_dir, dataset=args.dataset,
+                       dataset_args=parse_set(args.dataset_arg, "--dataset-arg"))
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     if args.json:
         print_json(metrics)

@@ -10,6 +10,8 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--data-dir", help="local data (e.g. a directory of MNIST IDX files)")
     p.add_argument("--dataset", help="dataset name (needed for a bare architecture)")
+    p.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset parameter (YAML value), e.g. speaker=theo for fsdd_heldout; repeatable")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory: checkpoints, TensorBoard logs, weights, metrics")
@@ -27,7 +29,8 @@ def run(args):
 
     result = train(
         args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
-        dataset=args.dataset, overrides=parse_set(args.set), seed=args.seed, out=args.out,
+        dataset=args.dataset, dataset_args=parse_set(args.dataset_arg, "--dataset-arg"),
+        overrides=parse_set(args.set), seed=args.seed, out=args.out,
         strategy=args.strategy, cpu_replicas=args.cpu_replicas, mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
     )

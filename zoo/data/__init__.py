@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 
-from zoo.errors import DataError, UnknownNameError  # noqa: F401  (DataError re-exported)
+from zoo.errors import ConfigError, DataError, UnknownNameError  # noqa: F401  (DataError re-exported)
 
 
 class Dataset(Protocol):
@@ -121,7 +121,8 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name, data_dir=None, seed=0, **params):
-    """Build the dataset ``name`` from its ``zoo_datasets()`` factory."""
+    """Build the dataset ``name`` from its ``zoo_datasets()`` factory; ``params`` (``--dataset-arg``)
+    a factory does not take are refused with the ones it does take."""
     from zoo.plugins import get_plugin_manager
 
     factories = get_plugin_manager().datasets()
@@ -132,4 +133,35 @@ def load_dataset(name, data_dir=None, seed=0, **params):
             + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
             + f" Available: {', '.join(sorted(factories))}"
         )
-    return factories[name](data_dir=data_dir, seed=seed, **params)
+    factory = factories[name]
+    check_params(name, factory, params)
+    return factory(data_dir=data_dir, seed=seed, **params)
+
+
+def dataset_params(params) -> dict:
+    """``--dataset-arg`` values as a plain dict; ``data_dir`` and ``seed`` have their own options."""
+    params = dict(params or {})
+    reserved = sorted({"data_dir", "seed"} & set(params))
+    if reserved:
+        raise ConfigError(f"dataset parameter(s) {', '.join(reserved)} are set by --data-dir / --seed, "
+                          f"not by --dataset-arg")
+    return params
+
+
+def check_params(name, function, params) -> None:
+    """Refuse ``params`` that ``function`` has no parameter for (a function taking ``**kwargs``
+    accepts anything: it checks for itself)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return
+    named = [p.name for p in signature.parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("data_dir", "seed")]
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    unknown = sorted(set(params) - set(named))
+    if unknown:
+        raise ConfigError(f"dataset {name!r} takes no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters: {', '.join(named) or 'none'}")

@@ -7,8 +7,9 @@ concatenated with short random gaps ("three one four"), drawn deterministically 
 * ``fsdd``: ``recordings/{digit}_{speaker}_{take}.wav`` (8 kHz mono 16-bit) from ``data_dir``, or TFDS
   ``spoken_digit`` on a connected machine. Standard split: takes 0–4 of every speaker and digit
   evaluate, takes 5–49 train.
-* ``fsdd_heldout``: the same recordings, one speaker (default ``yweweler``) held out entirely: it
-  is the whole evaluation set and never seen in training.
+* ``fsdd_heldout``: the same recordings, one speaker held out entirely (the factory parameter
+  ``speaker``, any of the six, default ``yweweler``): it is the whole evaluation set and never seen
+  in training — one fold of a leave-one-speaker-out evaluation (``tools/loso_sweep.py``).
 * ``tones``: the embedded default — code-generated "digits" (two-note tone patterns) spoken by six
   "speakers" that differ in pitch, timbre, tempo and noise; needs nothing on disk.
 
@@ -38,6 +39,11 @@ TEST_TAKES = range(0, 5)
 PROBE_TRAIN_TAKES = range(5, 15)
 #: A file counts as clipped when more than this fraction of its samples sit at full scale.
 CLIPPED_FRACTION = 0.01
+#: Header sample rates outside this range are refused: telephone speech is 8 kHz, studio audio tops
+#: out at 384 kHz, and a forged rate (4 GHz) would make the resampler's filter allocate hundreds of GiB.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+#: Longest recording ``read_wav`` decodes by default (10 minutes; an utterance is seconds long).
+MAX_SECONDS = 600.0
 
 # -- character vocabulary ------------------------------------------------------------------------
 PAD, SOS, EOS = 0, 1, 2
@@ -80,7 +86,8 @@ class AudioClippingWarning(UserWarning):
     """A WAV file whose samples pile up at full scale (the waveform is kept as it is)."""
 
 
-def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn") -> np.ndarray:
+def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn",
+             max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
     """Read a PCM (8/16/24/32-bit) or IEEE-float WAV file as float32 mono in [−1, 1] at ``sample_rate``.
 
     Documented conversions: several channels are averaged to mono; another sample rate is resampled
@@ -88,7 +95,9 @@ def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn")
     [−1, 1] are clipped to it. A clipped recording (more than 1% of samples at full scale) is kept
     with an :class:`AudioClippingWarning` (``on_clipping="warn"``), refused (``"error"``) or accepted
     silently (``"ignore"``). A file that is missing, not a WAV, truncated, in another encoding,
-    empty or holding NaN raises :class:`DataError` naming the file.
+    empty or holding NaN raises :class:`DataError` naming the file, and so does a header sample rate
+    outside 1–384 kHz or a recording longer than ``max_seconds`` (``None``: no limit) — both are
+    checked before anything is decoded or resampled.
     """
     if on_clipping not in ("warn", "error", "ignore"):
         raise ValueError(f"on_clipping must be 'warn', 'error' or 'ignore', got {on_clipping!r}")
@@ -126,7 +135,15 @@ def read_wav(path, sample_rate: int = SAMPLE_RATE, *, on_clipping: str = "warn")
     tag, channels, rate, bits = fmt
     if channels < 1 or rate < 1:
         raise DataError(f"{path}: invalid header ({channels} channels, {rate} Hz)")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise DataError(f"{path}: the header claims a sample rate of {rate:,} Hz; zoo reads "
+                        f"{MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,} Hz (is the header damaged?)")
     width = bits // 8
+    if width and max_seconds is not None:
+        seconds = len(samples) // (width * channels) / rate
+        if seconds > max_seconds:
+            raise DataError(f"{path}: {seconds:,.0f} s of audio, more than the {max_seconds:,.0f} s read_wav "
+                            f"decodes (split the recording, or pass max_seconds=None)")
     if tag == 1 and bits in (8, 16, 24, 32):
         raw = np.frombuffer(samples[: len(samples) // width * width], np.uint8)
         if bits == 8:  # unsigned
@@ -358,19 +375,25 @@ class AudioDataset:
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
-def read_fsdd_recordings(directory) -> tuple[list, list[str]]:
-    """``(singles, speakers)`` from a folder of ``{digit}_{speaker}_{take}.wav`` (or its parent)."""
+def fsdd_files(directory) -> tuple[list, list[str]]:
+    """``(files, speakers)`` of a folder of ``{digit}_{speaker}_{take}.wav`` (or its parent), from the
+    names alone: ``files`` are ``(path, digit, speaker, take)``, ``speakers`` the sorted names."""
     directory = Path(directory)
     if (directory / "recordings").is_dir():
         directory = directory / "recordings"
     if not directory.is_dir():
         raise DataError(f"fsdd: {directory} is not a directory of FSDD recordings")
-    found = [(m, p) for p in sorted(directory.iterdir()) if (m := _FSDD_NAME.match(p.name))]
+    found = [(p, int(m.group(1)), m.group(2), int(m.group(3)))
+             for p in sorted(directory.iterdir()) if (m := _FSDD_NAME.match(p.name))]
     if not found:
         raise DataError(f"fsdd: no {{digit}}_{{speaker}}_{{take}}.wav files in {directory}")
-    speakers = sorted({m.group(2) for m, _ in found})
-    singles = [(read_wav(p), int(m.group(1)), speakers.index(m.group(2)), int(m.group(3))) for m, p in found]
-    return singles, speakers
+    return found, sorted({f[2] for f in found})
+
+
+def read_fsdd_recordings(directory) -> tuple[list, list[str]]:
+    """``(singles, speakers)`` from a folder of ``{digit}_{speaker}_{take}.wav`` (or its parent)."""
+    found, speakers = fsdd_files(directory)
+    return [(read_wav(p), d, speakers.index(s), t) for p, d, s, t in found], speakers
 
 
 def read_fsdd_tfds(data_dir=None):
@@ -392,24 +415,43 @@ def read_fsdd_tfds(data_dir=None):
     return [(w, d, speakers.index(s), t) for w, d, s, t in rows], speakers
 
 
+def _check_speaker(speaker, speakers, source):
+    if not isinstance(speaker, str) or speaker not in speakers:
+        raise DataError(f"fsdd_heldout: unknown speaker {speaker!r} in {source}; "
+                        f"choose one of {', '.join(speakers)} (e.g. --dataset-arg speaker={speakers[0]})")
+
+
+def _check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise DataError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
 def fsdd(data_dir=None, seed=0, heldout_speaker=None, multi_train=2700, multi_test=300):
-    """FSDD from ``data_dir`` (recordings/ or its parent), else TFDS ``spoken_digit``."""
+    """FSDD from ``data_dir`` (recordings/ or its parent), else TFDS ``spoken_digit``; with
+    ``heldout_speaker``, that speaker is the whole test set and absent from training."""
+    multi_train, multi_test = _check_count("multi_train", multi_train), _check_count("multi_test", multi_test)
     if data_dir is not None:
-        singles, speakers = read_fsdd_recordings(data_dir)
         source = f"fsdd:{data_dir}"
+        if heldout_speaker is not None:  # refuse a bad name before decoding 3,000 files
+            _check_speaker(heldout_speaker, fsdd_files(data_dir)[1], source)
+        singles, speakers = read_fsdd_recordings(data_dir)
     else:
-        singles, speakers = read_fsdd_tfds()
         source = "tfds:spoken_digit"
-    if heldout_speaker is not None and heldout_speaker not in speakers:
-        raise DataError(f"fsdd: held-out speaker {heldout_speaker!r} not among {speakers}")
+        if heldout_speaker is not None:  # TFDS holds the same six speakers; check before downloading
+            _check_speaker(heldout_speaker, list(FSDD_SPEAKERS), source)
+        singles, speakers = read_fsdd_tfds()
+    if heldout_speaker is not None:
+        _check_speaker(heldout_speaker, speakers, source)
     name = "fsdd" if heldout_speaker is None else "fsdd_heldout"
     return AudioDataset(name, singles, speakers, source, seed=seed, multi_train=multi_train,
                         multi_test=multi_test, heldout_speaker=heldout_speaker)
 
 
-def fsdd_heldout(data_dir=None, seed=0, heldout_speaker="yweweler", **params):
-    """FSDD with one speaker held out: trained on the other five, evaluated on all of its takes."""
-    return fsdd(data_dir, seed, heldout_speaker=heldout_speaker, **params)
+def fsdd_heldout(data_dir=None, seed=0, speaker="yweweler", multi_train=2700, multi_test=300):
+    """FSDD with ``speaker`` (one of :data:`FSDD_SPEAKERS`) held out: trained on the other five,
+    evaluated on all of its takes (single digits and ``multi_test`` sequences of its own digits)."""
+    return fsdd(data_dir, seed, heldout_speaker=speaker, multi_train=multi_train, multi_test=multi_test)
 
 
 # Tone "speech": each digit is a fixed two-note pattern; speakers change pitch, timbre, tempo, noise.

@@ -133,9 +133,11 @@ def _noisy(base):
 
 def _audio(name):
     def factory(data_dir=None, seed=0, **params):
-        from zoo.data import audio
+        from zoo.data import audio, check_params
 
-        return getattr(audio, name)(data_dir=data_dir, seed=seed, **params)
+        function = getattr(audio, name)
+        check_params(name, function, params)  # the lazy wrapper hides the real parameters
+        return function(data_dir=data_dir, seed=seed, **params)
 
     factory.__doc__ = f"{name}: spoken digits (see zoo.data.audio.{name})."
     return factory

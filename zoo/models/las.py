@@ -413,7 +413,7 @@ class LAS(keras.Model):
         return fn(self._as_batch(waveforms))
 
     def pooled_encoding(self, waveforms, batch_size=64) -> np.ndarray:
-        """Mean over each utterance's valid frames of :meth:`encode` — what the speaker probe reads."""
+        """Mean over each utterance's valid frames of :meth:`encode` (one row per utterance)."""
         waves = as_waveforms(waveforms)
         fn = self._fn("pooled", lambda w: _masked_mean(*self.listen(w)), [_WAVE_SPEC])
         out = np.zeros((len(waves), self.encoder_dim), np.float32)
@@ -421,6 +421,25 @@ class LAS(keras.Model):
         for start in range(0, len(waves), batch_size):
             idx = order[start:start + batch_size]
             out[idx] = fn(tf.constant(pad_batch([waves[i] for i in idx]))).numpy()
+        return out
+
+    def frame_encodings(self, waveforms, batch_size=64) -> list[np.ndarray]:
+        """Each utterance's valid frames of :meth:`encode`, ``(frames, encoder_dim)`` float32 arrays
+        in input order — what the ``mean_std`` and ``frames`` speaker probes read."""
+        waves = as_waveforms(waveforms)
+
+        def frames(w):
+            h, mask = self.listen(w)
+            return h, tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+
+        fn = self._fn("frames", frames, [_WAVE_SPEC])
+        out = [None] * len(waves)
+        order = np.argsort([len(w) for w in waves])
+        for start in range(0, len(waves), batch_size):
+            idx = order[start:start + batch_size]
+            h, counts = fn(tf.constant(pad_batch([waves[i] for i in idx])))
+            for row, (i, n) in enumerate(zip(idx, counts.numpy())):
+                out[i] = h[row, :n].numpy()
         return out
 
     def tokenize(self, texts) -> np.ndarray:
@@ -492,21 +511,22 @@ def error_rate(references, hypotheses, unit="char") -> float:
 
 
 def speaker_probe_accuracy(model, dataset, seed=0) -> float:
-    """The fixed speaker probe: scikit-learn ``LogisticRegression`` on mean-pooled ``encode()``
-    outputs, fitted on the ``probe_train`` split (takes 5–14), scored on ``probe_test`` (takes 0–4)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The fixed speaker probe on mean-pooled ``encode()`` outputs (see
+    :mod:`zoo.models.speaker_probe`: fitted on takes 5–14, scored on takes 0–4)."""
+    from zoo.models.speaker_probe import speaker_probes
 
-    x_fit, _, s_fit = dataset.arrays("probe_train")
-    x_score, _, s_score = dataset.arrays("probe_test")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    probe.fit(model.pooled_encoding(x_fit), s_fit)
-    return float(probe.score(model.pooled_encoding(x_score), s_score))
+    return speaker_probes(model, dataset, poolings=("mean",), seed=seed)["mean"]
+
+
+#: evaluate_las's key for each probe pooling (``speaker_probe_accuracy`` is the mean pooling's,
+#: the name benchmarks have always used).
+PROBE_KEYS = {"mean": "speaker_probe_accuracy", "mean_std": "speaker_probe_mean_std",
+              "frames": "speaker_probe_frames"}
 
 
 def evaluate_las(model, dataset, probe=True) -> dict:
-    """CER and WER on the test split (single- and multi-digit utterances) and the speaker probe."""
+    """CER and WER on the test split (single- and multi-digit utterances) and the speaker probe on
+    all three poolings of ``encode()`` (:data:`PROBE_KEYS`)."""
     out = {}
     refs_all, hyps_all = [], []
     for kind in ("single", "multi"):
@@ -521,7 +541,9 @@ def evaluate_las(model, dataset, probe=True) -> dict:
     out["cer"] = error_rate(refs_all, hyps_all, "char")
     out["wer"] = error_rate(refs_all, hyps_all, "word")
     if probe:
-        out["speaker_probe_accuracy"] = speaker_probe_accuracy(model, dataset)
+        from zoo.models.speaker_probe import speaker_probes
+
+        out.update({PROBE_KEYS[k]: v for k, v in speaker_probes(model, dataset).items()})
     return out
 
 

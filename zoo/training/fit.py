@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 from zoo.api import build_model, load, model_config, resolve
-from zoo.data import load_dataset
+from zoo.data import dataset_params, load_dataset
 from zoo.errors import ConfigError
 from zoo.evaluation import evaluate_model
 from zoo.files import atomic_save_weights, atomic_write_text
@@ -63,8 +63,8 @@ def train(
     preset, config, dataset, seed or recipe) is refused, as is one another process is training into.
 
     ``recipe`` (a ``TrainRecipe`` or a mapping of its fields) replaces the preset's training recipe;
-    ``epochs`` and ``batch_size`` override single fields of it. ``dataset_args`` are keyword
-    arguments of the dataset's factory. ``strategy`` is ``default``, ``mirrored`` (all GPUs, or
+    ``epochs`` and ``batch_size`` override single fields of it. ``dataset_args`` are the dataset
+    factory's parameters (``--dataset-arg``, e.g. ``{"speaker": "theo"}``), recorded in ``config.json``. ``strategy`` is ``default``, ``mirrored`` (all GPUs, or
     ``cpu_replicas`` logical CPU devices) or ``multiworker`` (``TF_CONFIG``; only the chief writes to
     ``out``, which every worker must be able to read to resume). ``batch_size`` is the global batch.
     ``mixed_precision`` uses the ``mixed_float16`` policy (with loss scaling); ``jit_compile``
@@ -86,7 +86,7 @@ def train(
         base = check(TrainRecipe, recipe if isinstance(recipe, dict) else dataclasses.asdict(recipe), "recipe")
     recipe = check(TrainRecipe, {**dataclasses.asdict(base), **{k: v for k, v in dict(
         epochs=epochs, batch_size=batch_size).items() if v is not None}}, "training recipe (--epochs, --batch-size)")
-    dataset_args = dict(dataset_args or {})
+    dataset_args = dataset_params(dataset_args)
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
@@ -246,7 +246,8 @@ def evaluate(name: str | None, weights, *, data_dir=None, dataset: str | None = 
              dataset_args: dict | None = None, batch_size: int = 256) -> dict:
     """Metrics of a model trained into ``weights`` on its dataset's test split, measured as
     training measured them (with the run's objective: accuracy under attack, adversary loss ...).
-    ``name`` may be ``None``: the run record names the preset."""
+    ``name`` may be ``None``: the run record names the preset. The run's recorded ``dataset_args``
+    apply (``dataset_args`` given here override them) unless another dataset is named."""
     from zoo.api import read_run
     from zoo.training.steps import trainer_for
 
@@ -256,6 +257,7 @@ def evaluate(name: str | None, weights, *, data_dir=None, dataset: str | None = 
     network = load(name, weights=weights, compile=False)
     recipe = check(TrainRecipe, run.get("recipe", {}), f"{weights}: {RUN_FILE}: recipe")
     model = trainer_for(network, recipe, f"{weights}: {RUN_FILE}: recipe.step_params")
-    args = run.get("dataset_args", {}) if dataset_args is None else dataset_args
+    same_dataset = dataset is None or dataset == run["dataset"]
+    args = {**((run.get("dataset_args") or {}) if same_dataset else {}), **dataset_params(dataset_args)}
     data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
     return evaluate_model(spec, model, data, batch_size)
