@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from zoo import yamlio
 from zoo.errors import RegistryError  # noqa: F401  (re-exported)
 
 _PACKAGED = Path(__file__).with_name("registry.yaml")  # installed copy (setup.py puts it there)
@@ -62,13 +61,9 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, Preset]:
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, _mtime: int) -> dict[str, Preset]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the preset registry: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
+        doc = yamlio.load_file(path)  # size, UTF-8, duplicate-key and alias limits
+    except yamlio.YamlError as exc:
+        raise RegistryError(f"preset registry {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("presets"), dict):
         raise RegistryError(f"{path}: expected a top-level mapping with a 'presets' mapping")
     return {name: _parse_preset(path, name, entry) for name, entry in doc["presets"].items()}
@@ -110,8 +105,8 @@ def _parse_preset(path: str, name: Any, entry: Any) -> Preset:
             fail(f"train.{key}", f"unknown field; valid fields are {sorted(fields)}")
         if key in ("epochs", "batch_size") and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
             fail(f"train.{key}", f"expected a positive integer, got {value!r}")
-        if key == "learning_rate" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-            fail(f"train.{key}", f"expected a positive number, got {value!r}")
+        if key == "learning_rate" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")):
+            fail(f"train.{key}", f"expected a positive finite number, got {value!r}")
         if key in ("optimizer", "step") and not (isinstance(value, str) and value):
             fail(f"train.{key}", f"expected a non-empty string, got {value!r}")
         if key == "ema_momentum" and not (value is None or (isinstance(value, float) and 0.0 < value < 1.0)):
