@@ -222,7 +222,7 @@ def test_interrupted_export_leaves_the_previous_version_intact(tmp_path):
     import zoo.export
 
     original = zoo.export.signatures_for
-    zoo.export.signatures_for = lambda model: (_ for _ in ()).throw(RuntimeError("disk full"))
+    zoo.export.signatures_for = lambda model, family=None: (_ for _ in ()).throw(RuntimeError("disk full"))
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             export("convnet", run, models)

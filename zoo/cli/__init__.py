@@ -127,12 +127,15 @@ def main(argv=None) -> int:
 # -- a quiet console ----------------------------------------------------------------------------
 # TensorFlow 2.21 logs through absl before absl::InitializeLog() runs, so TF_CPP_MIN_LOG_LEVEL does
 # not reach its start-up lines ("oneDNN custom operations are on", "Could not find cuda drivers",
-# "This TensorFlow binary is optimized ...", each time one of its libraries loads). While
-# ``tensorflow`` is being imported, file descriptor 2 goes to a temporary file; afterwards every
+# "This TensorFlow binary is optimized ...", each time one of its libraries loads; "failed call to
+# cuInit" on a machine without a GPU when it first looks for devices). While ``tensorflow`` is being
+# imported and looks for its devices, file descriptor 2 goes to a temporary file; afterwards every
 # line is passed on to stderr except the INFO (and, at level 2 or more, WARNING) lines of that
 # format. A user who sets TF_CPP_MIN_LOG_LEVEL=0 sees everything.
 _CHATTER = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] |WARNING: All log messages before "
                       r"absl::InitializeLog\(\) is called|To enable the following instructions: )")
+#: An ERROR line that only says this machine has no usable CUDA driver (TensorFlow then runs on CPU).
+_NO_CUDA = re.compile(r"^E\d{4} [\d:. ]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit")
 
 
 def _tf_log_level() -> int:
@@ -143,6 +146,8 @@ def _tf_log_level() -> int:
 
 
 def _drop(line: str, level: int) -> bool:
+    if _NO_CUDA.match(line):
+        return level >= 2
     if not _CHATTER.match(line):
         return False
     return level >= 2 or line.startswith(("I", "WARNING: All log", "To enable"))
@@ -168,6 +173,9 @@ class _QuietLoader:
             os.dup2(captured.fileno(), 2)
             try:
                 self._loader.exec_module(module)
+                # Looking for devices probes CUDA (one more line on a machine without a GPU); do it now,
+                # inside the filter. Only physical devices: logical ones can still be configured after.
+                module.config.list_physical_devices()
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)

@@ -1,13 +1,12 @@
 """zoo generate NAME --weights DIR: draw samples from a trained generative model into a PNG grid."""
-from zoo.cli import print_json
-from zoo.errors import ConfigError
+from zoo.cli import check_output, print_json
 
 
 def add_parser(sub):
     p = sub.add_parser("generate", help="sample a trained VAE, GAN or VAE-GAN into a PNG grid")
     p.add_argument("name")
     p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
-    p.add_argument("-n", "--num", type=int, default=64, help="how many images (default 64)")
+    p.add_argument("-n", "--num", type=int, default=64, help="how many images, at most 1024 (default 64)")
     p.add_argument("--png", help="output file (default DIR/generated.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -18,10 +17,10 @@ def run(args):
     from pathlib import Path
 
     from zoo.api import load
-    from zoo.models.generative import write_samples
+    from zoo.models.generative import check_grid_size, write_samples
 
-    if args.num < 1:
-        raise ConfigError(f"-n must be >= 1, got {args.num}")
+    check_grid_size(args.num)  # before the model is built: a PNG grid holds a bounded number of images
+    check_output(args.png, "--png", directory=False)
     model = load(args.name, weights=args.weights)
     png = Path(args.png) if args.png else Path(args.weights) / "generated.png"
     summary = write_samples(model, png, args.num, args.seed)

@@ -1,5 +1,5 @@
 """zoo train NAME: train a preset with checkpoints in --out; rerunning resumes."""
-from zoo.cli import parse_set, print_json
+from zoo.cli import check_output, parse_set, print_json
 from zoo.distribute import STRATEGIES
 
 
@@ -25,9 +25,11 @@ def add_parser(sub):
 def run(args):
     from zoo.training.fit import train
 
+    check_output(args.out, "--out", directory=True)
+    overrides = parse_set(args.set)
     result = train(
         args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
-        dataset=args.dataset, overrides=parse_set(args.set), seed=args.seed, out=args.out,
+        dataset=args.dataset, overrides=overrides, seed=args.seed, out=args.out,
         strategy=args.strategy, cpu_replicas=args.cpu_replicas, mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
     )

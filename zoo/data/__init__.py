@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 
-from zoo.errors import DataError, UnknownNameError  # noqa: F401  (DataError re-exported)
+from zoo.errors import DataError, UnknownNameError, ZooError  # noqa: F401  (DataError re-exported)
 
 
 class Dataset(Protocol):
@@ -132,4 +132,30 @@ def load_dataset(name, data_dir=None, seed=0, **params):
             + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
             + f" Available: {', '.join(sorted(factories))}"
         )
-    return factories[name](data_dir=data_dir, seed=seed, **params)
+    try:
+        dataset = factories[name](data_dir=data_dir, seed=seed, **params)
+    except ZooError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin's bug: name it, not a traceback (Ctrl-C still interrupts)
+        raise DataError(f"dataset {name!r} ({_provider(name)}) failed to load: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())}") from exc
+    missing = [attr for attr in ("arrays", "pipeline") if not callable(getattr(dataset, attr, None))]
+    info = getattr(dataset, "info", None)
+    if missing or not isinstance(info, dict):
+        what = f"no callable {' or '.join(missing)}" if missing else f"info is {type(info).__name__}, not a dict"
+        raise DataError(f"dataset {name!r} ({_provider(name)}): its factory returned a {type(dataset).__name__} "
+                        f"({what}); a zoo_datasets() factory must return a Dataset with info, arrays(split) "
+                        f"and pipeline(split, batch_size, ...)")
+    return dataset
+
+
+def _provider(name) -> str:
+    """``plugin 'x' from distribution d v`` for the dataset ``name``."""
+    from zoo.plugins import get_plugin_manager
+
+    try:
+        info = get_plugin_manager().provider("datasets", name)
+    except Exception:
+        return "plugin unknown"
+    return f"plugin {info.name!r} from distribution {info.distribution} {info.version}"
+

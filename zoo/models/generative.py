@@ -236,15 +236,34 @@ class GenerativeTrainer:
         self.compile(**deserialize_keras_object(config))
 
 
+#: The most images one PNG grid holds (a 8 x 128 grid); ``zoo generate -n`` is refused above it.
+MAX_GRID_IMAGES = 1024
+#: Samples drawn per call of the model's ``sample``/``generate`` (batch k uses seed + k * batch, as
+#: ``zoo.models.quality`` does), so memory does not grow with ``n`` beyond the images themselves.
+SAMPLE_BATCH = 500
+
+
+def check_grid_size(n) -> int:
+    from zoo.errors import ConfigError
+
+    if not 1 <= int(n) <= MAX_GRID_IMAGES:
+        raise ConfigError(f"-n must be in 1..{MAX_GRID_IMAGES} for one PNG grid, got {n}; "
+                          f"run several times with different --seed for more")
+    return int(n)
+
+
 def write_samples(model, png, n=64, seed=0) -> dict:
-    """Draw ``n`` samples of a generative model with ``seed`` and write them as a PNG grid."""
+    """Draw ``n`` (at most :data:`MAX_GRID_IMAGES`) samples of a generative model with ``seed``, in
+    batches of :data:`SAMPLE_BATCH`, and write them as a PNG grid."""
     from zoo.errors import ConfigError
     from zoo.viz import image_grid, save_png
 
-    images = sample_images(model, int(n), seed)
-    if images is None:
+    n = check_grid_size(n)
+    if not any(hasattr(model, m) for m in ("sample", "generate")):
         raise ConfigError(f"{type(model).__name__} cannot generate: only models with sample(n) or generate(n) "
                           f"(vae, dcgan, vaegan) can; an autoencoder's grid comes from `zoo train --out`")
+    images = np.concatenate([sample_images(model, min(SAMPLE_BATCH, n - start), seed + start)
+                             for start in range(0, n, SAMPLE_BATCH)])
     path = save_png(image_grid(images), png)
     return dict(n=int(len(images)), png=str(path), pixel_mean=float(np.mean(images)))
 

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import signal
+import sys
 from pathlib import Path
 
 from zoo.api import RUN_FILE, WEIGHTS_FILE, load, model_config, resolve
@@ -120,6 +121,8 @@ def train(
         else:  # other workers only read the chief's checkpoint so every replica resumes alike
             initial_epoch, history = EpochCheckpoint.restore(model, out / CHECKPOINT_DIR)
 
+    if verbose == "auto":  # a bar on a terminal; one line per epoch in a log file or CI
+        verbose = 1 if sys.stdout.isatty() else 2
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         if initial_epoch < recipe.epochs and multiworker:
@@ -135,6 +138,7 @@ def train(
                                                         initial_epoch)
             fit = model.fit(
                 train_data,
+                shuffle=False,  # the pipeline shuffles (seeded); Keras would warn that it ignores shuffle=True
                 steps_per_epoch=steps_per_epoch,
                 epochs=recipe.epochs,
                 initial_epoch=initial_epoch,
