@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.abc
 import json
 import math
 import os
@@ -112,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The ``zoo`` command. Run as the command (``argv`` None: it reads ``sys.argv``), its stderr
+    passes through :func:`filter_stderr`; called with an argument list (tests, scripts) it does not."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow_import()
+    if argv is None:
+        filter_stderr()
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:
@@ -127,15 +129,25 @@ def main(argv=None) -> int:
 # -- a quiet console ----------------------------------------------------------------------------
 # TensorFlow 2.21 logs through absl before absl::InitializeLog() runs, so TF_CPP_MIN_LOG_LEVEL does
 # not reach its start-up lines ("oneDNN custom operations are on", "Could not find cuda drivers",
-# "This TensorFlow binary is optimized ...", each time one of its libraries loads; "failed call to
-# cuInit" on a machine without a GPU when it first looks for devices). While ``tensorflow`` is being
-# imported and looks for its devices, file descriptor 2 goes to a temporary file; afterwards every
-# line is passed on to stderr except the INFO (and, at level 2 or more, WARNING) lines of that
-# format. A user who sets TF_CPP_MIN_LOG_LEVEL=0 sees everything.
-_CHATTER = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] |WARNING: All log messages before "
-                      r"absl::InitializeLog\(\) is called|To enable the following instructions: )")
-#: An ERROR line that only says this machine has no usable CUDA driver (TensorFlow then runs on CPU).
-_NO_CUDA = re.compile(r"^E\d{4} [\d:. ]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit")
+# "This TensorFlow binary is optimized ...", twice, as two of its libraries load), nor a few ERROR
+# lines that only describe the machine ("failed call to cuInit" without a GPU, oneDNN falling back
+# to Eigen for booleans). As the `zoo` command, zoo passes its stderr through a small filter process
+# that drops exactly those lines and passes on everything else as it comes (a separate process, so
+# nothing is lost if zoo itself dies). TF_CPP_MIN_LOG_LEVEL=0 (or 1: INFO dropped, WARNING kept)
+# set by the user is honoured; ZOO_RAW_STDERR=1 turns the filter off.
+_GLOG = r"[{levels}]\d{{4}} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] "
+_MACHINE_ONLY = (r"failed call to cuInit", r"oneDNN supports DT_BOOL only on platforms with AVX-512")
+_ABSL_BANNER = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                "To enable the following instructions: ")
+
+
+def chatter_pattern(level: int):
+    """The lines a TF_CPP_MIN_LOG_LEVEL of ``level`` (1 or more) drops from TensorFlow's stderr."""
+    levels = "IW" if level >= 2 else "I"
+    alternatives = [_GLOG.format(levels=levels) + ".*", *map(re.escape, _ABSL_BANNER)]
+    if level >= 2:
+        alternatives += [_GLOG.format(levels="E") + m for m in _MACHINE_ONLY]
+    return re.compile("^(?:" + "|".join(alternatives) + ")")
 
 
 def _tf_log_level() -> int:
@@ -145,80 +157,44 @@ def _tf_log_level() -> int:
         return 2
 
 
-def _drop(line: str, level: int) -> bool:
-    if _NO_CUDA.match(line):
-        return level >= 2
-    if not _CHATTER.match(line):
-        return False
-    return level >= 2 or line.startswith(("I", "WARNING: All log", "To enable"))
-
-
-class _QuietLoader:
-    """Wraps TensorFlow's loader: its module runs with fd 2 captured and filtered."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        level = _tf_log_level()
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                self._loader.exec_module(module)
-                # Looking for devices probes CUDA (one more line on a machine without a GPU); do it now,
-                # inside the filter. Only physical devices: logical ones can still be configured after.
-                module.config.list_physical_devices()
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                captured.seek(0)
-                kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                        if not _drop(line, level)]
-                if kept:
-                    sys.stderr.write("".join(kept))
-                    sys.stderr.flush()
-        if level >= 2:
-            try:
-                from absl import logging as absl_logging
-
-                absl_logging.set_verbosity(absl_logging.ERROR)
-            except ImportError:
-                pass
-
-
-class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` with the next finder and hands it a :class:`_QuietLoader`."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _QuietLoader(spec.loader)
-                return spec
-        return None
-
-
-def quiet_tensorflow_import() -> None:
-    """Filter TensorFlow's start-up chatter when it is first imported (no-op if already imported or
-    the user asked for TensorFlow's INFO lines with TF_CPP_MIN_LOG_LEVEL=0)."""
-    if "tensorflow" in sys.modules or _tf_log_level() < 1:
+def filter_stderr() -> None:
+    """Route this process's fd 2 through a child process that drops TensorFlow's chatter."""
+    level = _tf_log_level()
+    if level < 1 or os.environ.get("ZOO_RAW_STDERR") or not hasattr(os, "fork"):
         return
-    if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+    pattern = chatter_pattern(level)
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the filter: read until every writer has closed the pipe, then exit
+        os.close(write_end)
+        try:
+            _filter_loop(read_end, pattern)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
 
+
+def _filter_loop(read_end: int, pattern) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for zoo; the filter drains what zoo still says
+    pending = b""
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        out = b"".join(line + b"\n" for line in lines if not pattern.match(line.decode("utf-8", "replace")))
+        if pending and not re.match(rb"^(?:[IWE]\d|WARNING: All|To enable)", pending):
+            out, pending = out + pending, b""  # a partial line that cannot be chatter (a progress bar): now
+        if out:
+            os.write(2, out)
+    if pending and not pattern.match(pending.decode("utf-8", "replace")):
+        os.write(2, pending)
 
 if __name__ == "__main__":
     sys.exit(main())
