@@ -102,9 +102,11 @@ def loads(text: str, source: str = "<yaml>"):
         loader.dispose()
 
 
-def load_file(path, max_bytes: int = MAX_FILE_BYTES):
-    """Read and parse a YAML file: at most ``max_bytes``, UTF-8, guarded as in :func:`loads`."""
+def load_file(path, max_bytes: int | None = None):
+    """Read and parse a YAML file: at most ``max_bytes`` (default :data:`MAX_FILE_BYTES`), UTF-8,
+    guarded as in :func:`loads`."""
     path = Path(path)
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     try:
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)
