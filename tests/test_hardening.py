@@ -191,3 +191,90 @@ def test_outputs_that_cannot_be_written_fail_at_once(argv, tmp_path, capsys):
     err = one_error_line(capsys)
     assert "--out" in err or "--png" in err
     assert time.perf_counter() - start < 5  # before any training, attack or sampling
+
+
+# -- a quiet console -------------------------------------------------------------------------------------
+def _zoo(*args, **env):
+    environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_RAW_STDERR")}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True,
+                          env=dict(environ, **env), timeout=600)
+
+
+def test_commands_print_nothing_on_stderr_that_is_not_zoos_own(tmp_path):
+    info = _zoo("info", "convnet-digits")
+    assert info.returncode == 0 and info.stderr == "", info.stderr
+    typo = _zoo("info", "convnet-mnsit")
+    assert typo.returncode == 2 and typo.stderr.startswith("zoo info: error: unknown model") \
+        and typo.stderr.count("\n") == 1, typo.stderr
+    train = _zoo("train", "convnet-digits", "--epochs", "2", "--out", str(tmp_path / "run"),
+                 "--set", "filters=[4]", "--set", "dense=[8]")
+    assert train.returncode == 0 and train.stderr == "", train.stderr
+    # not a terminal: one line per epoch with the total number of steps, no carriage-return updates
+    assert "\r" not in train.stdout and "Unknown" not in train.stdout
+    assert [line.split(" - ")[0] for line in train.stdout.splitlines() if line.startswith("45/")] == ["45/45"] * 2
+
+
+def test_chatter_filter_drops_only_tensorflows_machine_lines():
+    from zoo.cli import chatter_pattern
+
+    dropped = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796159438.204861    7273 port.cc:153] oneDNN custom operations are on. You may see",
+        "I0000 00:00:1796159438.205346    7273 cudart_stub.cc:31] Could not find cuda drivers on your machine",
+        "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow",
+        "E0000 00:00:1796160051.816847   14649 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+        "E0000 00:00:1796159979.000780   11682 util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512.",
+        "W0000 00:00:1796159979.000780   11682 op_level_cost_estimator.cc:699] Error in PredictCost()",
+    ]
+    kept = ["zoo train: error: --out x: is a file", "E0000 00:00:1.0   1 env.cc:1] Out of memory",
+            "Traceback (most recent call last):", "Epoch 1/2"]
+    pattern = chatter_pattern(2)
+    assert [line for line in dropped if not pattern.match(line)] == []
+    assert [line for line in kept if pattern.match(line)] == []
+    assert chatter_pattern(1).match(dropped[-1]) is None  # level 1 keeps WARNING lines
+
+
+def test_user_log_level_zero_keeps_tensorflows_lines():
+    shown = _zoo("train", "convnet", "--dataset", "nonexistent", TF_CPP_MIN_LOG_LEVEL="0")
+    lines = shown.stderr.strip().splitlines()
+    assert shown.returncode == 2 and lines[-1].startswith("zoo train: error:")
+    assert len(lines) > 1  # TensorFlow's own start-up lines, which the user asked for
+
+
+def test_fit_on_a_pipeline_of_unknown_length_has_a_total_and_no_warning():
+    import warnings
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.training.fit import _epoch_stream
+
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec((3,), tf.float32))
+    ds = ds.map(lambda v: (v, tf.reduce_sum(v))).batch(8)
+    assert int(ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    stream, steps = _epoch_stream(ds, 0)
+    assert steps == 7
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(stream, steps_per_epoch=steps, epochs=3, verbose=0, shuffle=False)
+
+
+def test_frechet_distance_of_dead_features_gives_no_linalg_warning():
+    import warnings
+
+    import numpy as np
+
+    from zoo.models.quality import frechet_distance
+
+    rng = np.random.default_rng(0)
+    f, g = (np.maximum(rng.normal(size=(50, 32)), 0) for _ in range(2))
+    f[:, :10] = g[:, :10] = 0  # dead ReLU units: singular covariances
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        distance = frechet_distance(f, g)
+    assert math.isfinite(distance) and distance > 0
+    assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
