@@ -98,10 +98,25 @@ def load(name: str, *, weights=None, compile: bool = True, recipe: TrainRecipe |
 
 
 def _get(kind: str, name: str, params: dict):
+    import inspect
+
     factories = getattr(get_plugin_manager(), kind)()
     if name not in factories:
         raise _unknown(kind[:-1].replace("_", " "), name, factories)
-    return factories[name](**params)
+    factory = factories[name]
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check here
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**params)
+        except TypeError as exc:
+            valid = [p.name for p in signature.parameters.values()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            raise ConfigError(f"{kind[:-1].replace('_', ' ')} {name!r}: {exc}; its parameters: "
+                              f"{', '.join(valid) or 'none'}") from None
+    return factory(**params)
 
 
 def list_attacks() -> list[str]:

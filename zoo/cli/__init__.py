@@ -102,18 +102,69 @@ def check_output(path, option: str, *, directory: bool):
     return path
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (no usage block): ``zoo train: error: ...``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+#: Seeds are 32-bit unsigned integers (numpy's and Keras's seeding accept no more).
+MAX_SEED = 2**32 - 1
+
+
+def seed_type(text: str) -> int:
+    """argparse type of ``--seed``: an integer in 0..2**32-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer in 0..{MAX_SEED}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {value} is outside 0..{MAX_SEED}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo for adversarial learning and generative models.")
+    parser = ArgumentParser(prog="zoo", description="A Keras model zoo for adversarial learning and generative models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"zoo.cli.{name}_cmd").add_parser(sub)
+    parser.set_defaults(_commands=sub.choices)
     return parser
+
+
+def parse_args(parser, argv):
+    """``parser.parse_args``, but an unknown option is reported by the subcommand (``zoo train:
+    error: unrecognized arguments: ...``), not by ``zoo`` itself."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args._commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def check_input_dir(path, option: str = "--data-dir"):
+    """Refuse a directory option that names no directory (instead of silently ignoring it)."""
+    if path is not None and not Path(path).is_dir():
+        what = "is a file, not a directory" if Path(path).exists() else "does not exist"
+        raise ConfigError(f"{option} {path}: {what}")
+    return path
 
 
 def main(argv=None) -> int:
     """The ``zoo`` command. Run as the command (``argv`` None: it reads ``sys.argv``), its stderr
     passes through :func:`filter_stderr`; called with an argument list (tests, scripts) it does not."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     if argv is None:
         filter_stderr()
     try:

@@ -1,5 +1,5 @@
 """zoo attack NAME --weights DIR --attack pgd: accuracy under attack of a trained classifier."""
-from zoo.cli import check_output, parse_set, print_json
+from zoo.cli import check_input_dir, check_output, parse_set, print_json, seed_type
 from zoo.errors import ConfigError
 
 PANEL_EXAMPLES = 8
@@ -19,7 +19,7 @@ def add_parser(sub):
     p.add_argument("--n", type=int, default=1000, help="test images to attack (the first N of the test split)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--data-dir", help="local data (e.g. a directory of MNIST IDX files)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random starts and random targets")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of random starts and random targets")
     p.add_argument("--png", help="write a panel (original, scaled perturbation, adversarial) of the first examples")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     p.set_defaults(run=run)
@@ -36,6 +36,7 @@ def run(args):
     if args.n < 1 or args.batch_size < 1:
         raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")
     check_output(args.png, "--png", directory=False)
+    check_input_dir(args.data_dir)
     spec, _ = resolve(args.name)
     if spec.family != "classifier":
         raise ConfigError(f"zoo attack attacks image classifiers; {args.name!r} is a {spec.family} model"

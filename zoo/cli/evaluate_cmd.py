@@ -1,5 +1,5 @@
 """zoo evaluate NAME --weights DIR: test-split metrics of a trained model."""
-from zoo.cli import print_json
+from zoo.cli import check_input_dir, print_json
 
 
 def add_parser(sub):
@@ -14,6 +14,7 @@ def add_parser(sub):
 def run(args):
     from zoo.training.fit import evaluate
 
+    check_input_dir(args.data_dir)
     metrics = evaluate(args.name, args.weights, data_dir=args.data_dir)
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     if args.json:

@@ -1,5 +1,5 @@
 """zoo generate NAME --weights DIR: draw samples from a trained generative model into a PNG grid."""
-from zoo.cli import check_output, print_json
+from zoo.cli import check_output, print_json, seed_type
 
 
 def add_parser(sub):
@@ -8,7 +8,7 @@ def add_parser(sub):
     p.add_argument("--weights", required=True, help="directory written by `zoo train --out`")
     p.add_argument("-n", "--num", type=int, default=64, help="how many images, at most 1024 (default 64)")
     p.add_argument("--png", help="output file (default DIR/generated.png)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
