@@ -127,8 +127,18 @@ SWEEP = {
     },
     "demo": {"out-file": ["demo", "--out", "{file}"], "unknown-option": ["demo", "--fast"]},
 }
+#: Model config values the builders refuse with their own exceptions: turning those into ConfigErrors
+#: is the lead's part of #14 (validation in ``load``); they fail on this branch.
+LEAD_OWNED = {
+    "set-filters-text": TRAIN + ["--set", "filters=abc"],
+    "set-dropout-range": TRAIN + ["--set", "dropout=1.5"],
+    "set-input-shape-int": TRAIN + ["--set", "input_shape=8"],
+}
 CASES = [pytest.param(command, argv, id=f"{command}-{case}")
          for command, cases in SWEEP.items() for case, argv in cases.items()]
+CASES += [pytest.param("train", argv, id=f"train-{case}",
+                       marks=pytest.mark.xfail(strict=False, reason="builder errors: the lead's part of #14"))
+          for case, argv in LEAD_OWNED.items()]
 
 
 def test_the_sweep_covers_every_command_and_option():
