@@ -6,6 +6,7 @@ and ``run(args) -> int``; dropping such a module here adds the command.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import json
 import math
@@ -224,14 +225,34 @@ def filter_stderr() -> None:
         finally:
             os._exit(0)
     os.close(read_end)
+    original = os.dup(2)
     os.dup2(write_end, 2)
     os.close(write_end)
+    atexit.register(_finish_filter, pid, original)
+
+
+def _finish_filter(pid: int, original: int) -> None:
+    """At exit: give stderr back, so the filter sees the end of its input, and wait (briefly) for it to
+    pass on zoo's last lines, so they come before the shell's next prompt."""
+    import time
+
+    sys.stderr.flush()
+    os.dup2(original, 2)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.01)
 
 
 def _filter_loop(read_end: int, pattern) -> None:
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for zoo; the filter drains what zoo still says
+    # Ctrl-C or a SIGTERM to the process group is for zoo: the filter ends only when every writer has
+    # closed the pipe, so zoo's last words ("interrupted; rerun ...") still get through.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     pending = b""
     while True:
         chunk = os.read(read_end, 65536)
@@ -246,6 +267,7 @@ def _filter_loop(read_end: int, pattern) -> None:
             os.write(2, out)
     if pending and not pattern.match(pending.decode("utf-8", "replace")):
         os.write(2, pending)
+
 
 if __name__ == "__main__":
     sys.exit(main())
