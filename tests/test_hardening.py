@@ -184,13 +184,15 @@ def test_truncated_idx_files_are_a_data_error(tmp_path):
     ["train", "convnet-digits", "--out", "/proc/zoo-run"],
 ])
 def test_outputs_that_cannot_be_written_fail_at_once(argv, tmp_path, capsys):
+    """Refused before anything else: before the (here missing) weights are read, before any training."""
     (tmp_path / "file").write_text("x")
     argv = [a.format(file=tmp_path / "file", dir=tmp_path) for a in argv]
+    option = next(a for a in argv if a in ("--out", "--png"))
     start = time.perf_counter()
     assert main(argv) == 2
     err = one_error_line(capsys)
-    assert "--out" in err or "--png" in err
-    assert time.perf_counter() - start < 5  # before any training, attack or sampling
+    assert f"error: {option} {argv[argv.index(option) + 1]}: " in err, err
+    assert time.perf_counter() - start < 5
 
 
 # -- a quiet console -------------------------------------------------------------------------------------

@@ -80,12 +80,7 @@ def export_model(model, out, name: str, version: int | None = None, *, base_path
     """
     import tensorflow as tf
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (a directory name)")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
-                                or not 1 <= version <= MAX_VERSION):
-        raise ConfigError(f"--version must be an integer in 1..{MAX_VERSION} (TF Serving's int64), got {version!r}")
-    _check_base_path(base_path)
+    _check_request(name, version, base_path)
     out = Path(out)
     model_dir = out / name
     with _locked(out):
@@ -145,6 +140,16 @@ def _reserved(model_dir: Path) -> dict[int, int]:
     return out
 
 
+def _check_request(name, version, base_path) -> None:
+    """The model name, version and base path of an export, checked before anything is built."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (a directory name)")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= MAX_VERSION):
+        raise ConfigError(f"--version must be an integer in 1..{MAX_VERSION} (TF Serving's int64), got {version!r}")
+    _check_base_path(base_path)
+
+
 def _check_base_path(base_path) -> None:
     """A base path goes into models.config as a protobuf text-format string: refuse what no escaping
     makes sensible (control characters such as a newline); quotes and backslashes are escaped."""
@@ -181,6 +186,7 @@ def export(name: str, weights, out, version: int | None = None, *, model_name: s
     """Export the model trained into ``weights`` (``zoo train --out``) as ``out/<name>/<version>``."""
     from zoo.api import load, resolve
 
+    _check_request(model_name or name, version, base_path)
     spec, _ = resolve(name)
     model = load(name, weights=weights, compile=False)
     return export_model(model, out, model_name or name, version, base_path=base_path, family=spec.family)

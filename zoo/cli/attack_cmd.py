@@ -26,6 +26,9 @@ def add_parser(sub):
 
 
 def run(args):
+    check_output(args.png, "--png", directory=False)  # before TensorFlow is even imported
+    check_input_dir(args.data_dir)
+
     import keras
     import numpy as np
 
@@ -35,8 +38,6 @@ def run(args):
 
     if args.n < 1 or args.batch_size < 1:
         raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")
-    check_output(args.png, "--png", directory=False)
-    check_input_dir(args.data_dir)
     spec, _ = resolve(args.name)
     if spec.family != "classifier":
         raise ConfigError(f"zoo attack attacks image classifiers; {args.name!r} is a {spec.family} model"

@@ -16,11 +16,14 @@ def add_parser(sub):
 def run(args):
     from pathlib import Path
 
-    from zoo.api import load
-    from zoo.models.generative import check_grid_size, write_samples
+    from zoo.viz import check_grid_size
 
-    check_grid_size(args.num)  # before the model is built: a PNG grid holds a bounded number of images
+    check_grid_size(args.num)  # before anything is built: a PNG grid holds a bounded number of images
     check_output(args.png, "--png", directory=False)
+
+    from zoo.api import load
+    from zoo.models.generative import write_samples
+
     model = load(args.name, weights=args.weights)
     png = Path(args.png) if args.png else Path(args.weights) / "generated.png"
     summary = write_samples(model, png, args.num, args.seed)

@@ -23,11 +23,12 @@ def add_parser(sub):
 
 
 def run(args):
-    from zoo.training.fit import train
-
     check_output(args.out, "--out", directory=True)
     check_input_dir(args.data_dir)
     overrides = parse_set(args.set)
+
+    from zoo.training.fit import train  # TensorFlow: after the checks, which need none
+
     result = train(
         args.name, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
         dataset=args.dataset, overrides=overrides, seed=args.seed, out=args.out,

@@ -236,27 +236,16 @@ class GenerativeTrainer:
         self.compile(**deserialize_keras_object(config))
 
 
-#: The most images one PNG grid holds (a 8 x 128 grid); ``zoo generate -n`` is refused above it.
-MAX_GRID_IMAGES = 1024
 #: Samples drawn per call of the model's ``sample``/``generate`` (batch k uses seed + k * batch, as
 #: ``zoo.models.quality`` does), so memory does not grow with ``n`` beyond the images themselves.
 SAMPLE_BATCH = 500
 
 
-def check_grid_size(n) -> int:
-    from zoo.errors import ConfigError
-
-    if not 1 <= int(n) <= MAX_GRID_IMAGES:
-        raise ConfigError(f"-n must be in 1..{MAX_GRID_IMAGES} for one PNG grid, got {n}; "
-                          f"run several times with different --seed for more")
-    return int(n)
-
-
 def write_samples(model, png, n=64, seed=0) -> dict:
-    """Draw ``n`` (at most :data:`MAX_GRID_IMAGES`) samples of a generative model with ``seed``, in
+    """Draw ``n`` (at most :data:`zoo.viz.MAX_GRID_IMAGES`) samples of a generative model with ``seed``, in
     batches of :data:`SAMPLE_BATCH`, and write them as a PNG grid."""
     from zoo.errors import ConfigError
-    from zoo.viz import image_grid, save_png
+    from zoo.viz import check_grid_size, image_grid, save_png
 
     n = check_grid_size(n)
     if not any(hasattr(model, m) for m in ("sample", "generate")):
