@@ -243,28 +243,6 @@ def test_user_log_level_zero_keeps_tensorflows_lines():
     assert len(lines) > 1  # TensorFlow's own start-up lines, which the user asked for
 
 
-def test_fit_on_a_pipeline_of_unknown_length_has_a_total_and_no_warning():
-    import warnings
-
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from zoo.training.fit import _epoch_stream
-
-    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
-    ds = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec((3,), tf.float32))
-    ds = ds.map(lambda v: (v, tf.reduce_sum(v))).batch(8)
-    assert int(ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY
-    stream, steps = _epoch_stream(ds, 0)
-    assert steps == 7
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model.fit(stream, steps_per_epoch=steps, epochs=3, verbose=0, shuffle=False)
-
-
 def test_frechet_distance_of_dead_features_gives_no_linalg_warning():
     import warnings
 

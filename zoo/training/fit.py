@@ -178,18 +178,10 @@ def _epoch_stream(dataset, initial_epoch: int):
     """``(dataset, steps per epoch)``: all epochs as one stream of batches, so that a run resumed
     after epoch k skips exactly the batches of epochs 1..k and then sees the same reshuffled batches
     as an uninterrupted run (a fresh pipeline would start again from the first epoch's shuffle).
-
-    A pipeline whose length TensorFlow cannot know (``from_generator``, or batches grouped by length
-    buckets, whose count varies from pass to pass) is counted once: an epoch is then that many
-    batches of the same endless stream. Keras would otherwise show ``1/Unknown``, warn "input ran
-    out of data" after the first pass and cut every later pass at the first one's count."""
+    A pipeline of unknown length is returned as it is (``None`` steps: one pass per epoch)."""
     steps = int(dataset.cardinality())
-    if steps == -1:  # infinite: nothing to count
+    if steps <= 0:
         return dataset, None
-    if steps < 0:
-        steps = int(dataset.reduce(0, lambda count, _: count + 1))
-        if steps == 0:
-            raise ConfigError("the training data holds no batch")
     return dataset.repeat().skip(initial_epoch * steps), steps
 
 
