@@ -92,7 +92,7 @@ def test_learning_rate_must_be_finite(tmp_path):
     for value in (".inf", ".nan"):
         load = _registry(tmp_path, "presets:\n  a:\n    architecture: convnet\n    dataset: digits\n"
                                    f"    train: {{learning_rate: {value}}}\n", f"lr{value}.yaml")
-        with pytest.raises(RegistryError, match="train.learning_rate.*positive finite number"):
+        with pytest.raises(RegistryError, match=r"learning_rate.*finite"):
             load()
 
 
