@@ -222,7 +222,7 @@ def test_interrupted_export_leaves_the_previous_version_intact(tmp_path):
     import zoo.export
 
     original = zoo.export.signatures_for
-    zoo.export.signatures_for = lambda model: (_ for _ in ()).throw(RuntimeError("disk full"))
+    zoo.export.signatures_for = lambda model, family=None: (_ for _ in ()).throw(RuntimeError("disk full"))
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             export("convnet", run, models)
@@ -283,3 +283,107 @@ def test_killed_training_resumes_with_nothing_lost_and_exports(tmp_path):
     result = json.loads(export.stdout.strip().splitlines()[-1])
     assert result["version"] == 1 and {"serving_default", "fgsm"} <= set(result["signatures"])
     assert (tmp_path / "models" / "convnet-digits" / "1" / "saved_model.pb").exists()
+
+
+# -- hardening (#14) -----------------------------------------------------------------------------------
+def test_a_version_being_written_by_another_export_is_not_picked(tmp_path):
+    """Two exports at once: the second sees the first's reservation (its temporary directory, made
+    under the lock) and takes the next version instead of colliding on version 1."""
+    from zoo.export import export, versions
+
+    run, models = _tiny_convnet(tmp_path), tmp_path / "models"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (models / "convnet").mkdir(parents=True)
+        (models / "convnet" / f".tmp-1-{other.pid}").mkdir()  # a live export writing version 1
+        assert export("convnet", run, models).name == "2"
+        with pytest.raises(ConfigError, match="being written by another export"):
+            export("convnet", run, models, version=1)
+    finally:
+        other.kill()
+        other.wait()
+    assert export("convnet", run, models).name == "3"  # the dead export's temporary is cleared...
+    assert versions(models / "convnet") == [2, 3] and not list((models / "convnet").glob(".tmp-*"))
+
+
+def test_version_allocation_holds_an_exclusive_lock(tmp_path):
+    import threading
+
+    from zoo.export import _locked
+
+    order = []
+    with _locked(tmp_path):
+        waiter = threading.Thread(target=lambda: (_locked(tmp_path).__enter__(), order.append("second")))
+        waiter.start()
+        time.sleep(0.3)
+        order.append("first")
+    waiter.join(5)
+    assert order == ["first", "second"]
+
+
+def test_versions_beyond_int64_are_refused(tmp_path):
+    from zoo.export import MAX_VERSION, export
+
+    run = _tiny_convnet(tmp_path)
+    with pytest.raises(ConfigError, match="TF Serving's int64"):
+        export("convnet", run, tmp_path / "models", version=MAX_VERSION + 1)
+    assert export("convnet", run, tmp_path / "models", version=MAX_VERSION).name == str(MAX_VERSION)
+
+
+def _parse_models_config(text):
+    """Parse models.config with a real protobuf text-format parser (TF Serving's message shape)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+
+    fdp = descriptor_pb2.FileDescriptorProto(name="serving_test.proto", package="t")
+    cfg = fdp.message_type.add(name="ModelConfig")
+    for i, field in enumerate(["name", "base_path", "model_platform"], 1):
+        cfg.field.add(name=field, number=i, type=9, label=1)
+    lst = fdp.message_type.add(name="ModelConfigList")
+    lst.field.add(name="config", number=1, type=11, label=3, type_name=".t.ModelConfig")
+    top = fdp.message_type.add(name="ModelServerConfig")
+    top.field.add(name="model_config_list", number=1, type=11, label=1, type_name=".t.ModelConfigList")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    message = message_factory.GetMessageClass(pool.FindMessageTypeByName("t.ModelServerConfig"))()
+    return text_format.Parse(text, message)
+
+
+def test_base_path_with_quotes_writes_a_valid_models_config(tmp_path):
+    from zoo.export import CONFIG_FILE, export
+
+    run, models = _tiny_convnet(tmp_path), tmp_path / "models"
+    base = '/mnt/it\'s "models"\\x'
+    export("convnet", run, models, base_path=base)
+    parsed = _parse_models_config((models / CONFIG_FILE).read_text())
+    assert [(c.name, c.base_path) for c in parsed.model_config_list.config] == [("convnet", base + "/convnet")]
+    with pytest.raises(ConfigError, match="control character"):
+        export("convnet", run, models, base_path="/models\nconfig {")
+
+
+def test_an_outside_plugins_classifier_exports_by_its_spec_family(tmp_path):
+    import keras
+
+    import zoo
+    from zoo.export import export, signature_names
+    from zoo.plugins import get_plugin_manager
+
+    def build(units=3):
+        return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(units, activation="softmax")])
+
+    class Outside:
+        @staticmethod
+        @zoo.hookimpl
+        def zoo_models():
+            return [zoo.ModelSpec("outside-net", build, {"units": 3}, "a plain keras classifier")]
+
+    assert get_plugin_manager().register(Outside, "outside", "zoo-outside", "1")
+    model = zoo.load("outside-net", compile=False)
+    write_run(model, tmp_path / "run", "outside-net", {"units": 3})
+    path = export("outside-net", tmp_path / "run", tmp_path / "models")
+    assert signature_names(path) == ["fgsm", "serving_default"]
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4, 4, 1)).astype(np.float32)
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.constant(x))
+    np.testing.assert_allclose(served["probabilities"].numpy(), model(x).numpy(), atol=1e-6)

@@ -197,16 +197,16 @@ def test_card_schema_accepts_the_card_and_names_each_bad_field(packed):
         with pytest.raises(WeightsError, match=expected):
             validate_card(bad)
 
-    broken(lambda c: c.pop("license"), r"license: required")
+    broken(lambda c: c.pop("license"), r"field 'license': required")
     broken(lambda c: c["files"]["model.weights.h5"].update(sha256="abc"), r"files\['model.weights.h5'\].sha256")
     broken(lambda c: c["files"].pop("model.weights.h5"), r"files: must list model.weights.h5")
     broken(lambda c: c["files"].update({"hook.py": {"sha256": "0" * 64, "size": 1}}), r"files\['hook.py'\]")
-    broken(lambda c: c["metrics"][-1].pop("eps"), r"metrics\[2\].eps: required")
-    broken(lambda c: c["metrics"][0].update(n=0), r"metrics\[0\].n: must be >= 1")
+    broken(lambda c: c["metrics"][-1].pop("eps"), r"metrics\[2\]: a robustness metric names its attack, eps and params")
+    broken(lambda c: c["metrics"][0].update(n=0), r"metrics\[0\].n': must be >= 1")
     broken(lambda c: c.update(version="2.0.0"), r"version: '2.0.0': the first number is the pack format")
     broken(lambda c: c.update(version="1.0"), r"FORMAT.ARCHITECTURE.RETRAIN")
     broken(lambda c: c["recipe"].update(command="python train.py"), r"recipe.command")
-    broken(lambda c: c["dataset"].pop("sha256"), r"dataset.sha256: required")
+    broken(lambda c: c["dataset"].pop("sha256"), r"dataset.sha256': required")
     broken(lambda c: c["outputs"][0].update(kind="magic"), r"outputs\[0\].kind")
     broken(lambda c: c.update(pack_format=2), r"pack format 2 is not supported")
 

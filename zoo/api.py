@@ -9,6 +9,7 @@ from pathlib import Path
 from zoo.errors import ConfigError, PluginError, UnknownNameError, ZooError
 from zoo.plugins import get_plugin_manager
 from zoo.registry import Preset, TrainRecipe, load_registry
+from zoo.validate import check_call
 
 def unknown(kind: str, name: str, choices) -> UnknownNameError:
     """The error for an unknown name, with close matches and the choices."""
@@ -137,6 +138,7 @@ def _get(kind: str, name: str, params: dict):
     factories = getattr(get_plugin_manager(), kind)()
     if name not in factories:
         raise unknown(kind[:-1].replace("_", " "), name, factories)
+    check_call(factories[name], params, f"{kind[:-1].replace('_', ' ')} {name!r}")
     return factories[name](**params)
 
 

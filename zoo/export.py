@@ -20,9 +20,19 @@ The SavedModel holds only TensorFlow functions and variables: loading it needs T
 not ``zoo`` (nor Keras). Writing is atomic: the version is written into a hidden temporary directory
 next to it and renamed into place only when complete, so an interrupted or failed export leaves the
 versions already there untouched and never a half-written one (TF Serving ignores non-numeric names).
+
+Concurrent exports into one models directory are safe: the version is chosen under an exclusive
+lock (``fcntl.flock`` on ``MODELS_DIR/.zoo-export.lock``) and reserved by creating its temporary
+directory (``.tmp-<version>-<pid>``) before the lock is released, so two exports never pick the
+same version; the final rename and the rewrite of ``models.config`` happen under the lock too.
+
+The family (which signatures) comes from the ModelSpec (``export`` passes it), so an outside
+plugin's plain ``keras.Model`` classifier exports like the built-in ConvNet.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -31,7 +41,10 @@ from pathlib import Path
 from zoo.errors import ConfigError
 
 CONFIG_FILE = "models.config"
+LOCK_FILE = ".zoo-export.lock"
 _TMP_PREFIX = ".tmp-"
+#: TF Serving's version numbers are int64.
+MAX_VERSION = 2**63 - 1
 
 
 def versions(model_dir) -> list[int]:
@@ -42,11 +55,12 @@ def versions(model_dir) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def signatures_for(model) -> dict:
-    """``{signature name: concrete function}`` for ``model``'s family (see the module docstring)."""
+def signatures_for(model, family: str | None = None) -> dict:
+    """``{signature name: concrete function}`` for ``family`` (default: ``model.family``; see the
+    module docstring)."""
     import tensorflow as tf
 
-    family = getattr(model, "family", None)
+    family = family or getattr(model, "family", None)
     builders = {"classifier": _classifier, "autoencoder": _autoencoder, "vae": _vae, "vaegan": _vaegan,
                 "gan": _gan, "las": _las}
     if family not in builders:
@@ -56,43 +70,98 @@ def signatures_for(model) -> dict:
     return {name: fn.get_concrete_function() for name, fn in functions.items()}
 
 
-def export_model(model, out, name: str, version: int | None = None, *, base_path: str = "/models") -> Path:
+def export_model(model, out, name: str, version: int | None = None, *, base_path: str = "/models",
+                 family: str | None = None) -> Path:
     """Write ``model`` to ``out/<name>/<version>/`` atomically and update ``out/models.config``.
 
-    ``version`` defaults to one more than the newest version present (1 if none); an existing version
-    is never overwritten. ``base_path`` is where TF Serving sees ``out`` (the container mount).
+    ``version`` defaults to one more than the newest version present or being written by another
+    export (1 if none); an existing version is never overwritten. ``base_path`` is where TF Serving
+    sees ``out`` (the container mount). ``family`` selects the signatures (default ``model.family``).
     """
     import tensorflow as tf
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (a directory name)")
+    _check_request(name, version, base_path)
     out = Path(out)
     model_dir = out / name
-    present = versions(model_dir)
-    if version is None:
-        version = (present[-1] + 1) if present else 1
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ConfigError(f"--version must be a positive integer, got {version!r}")
-    final = model_dir / str(version)
-    if final.exists():
-        raise ConfigError(f"{final} already exists; versions present: {present}; omit --version for the next one")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(model_dir)
-    tmp = model_dir / f"{_TMP_PREFIX}{version}-{os.getpid()}"
+    with _locked(out):
+        model_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(model_dir)
+        present = versions(model_dir)
+        reserved = _reserved(model_dir)
+        if version is None:
+            version = max(present + list(reserved), default=0) + 1
+            if version > MAX_VERSION:
+                raise ConfigError(f"{model_dir}: the newest version is already {version - 1}, TF Serving's "
+                                  f"largest; give --version explicitly")
+        final = model_dir / str(version)
+        if final.exists():
+            raise ConfigError(f"{final} already exists; versions present: {present}; omit --version for the next one")
+        if version in reserved:
+            raise ConfigError(f"{final} is being written by another export (process {reserved[version]}); "
+                              f"omit --version for the next one")
+        tmp = model_dir / f"{_TMP_PREFIX}{version}-{os.getpid()}"
+        tmp.mkdir()  # the reservation: other exports see this version as taken
     try:
         module = tf.Module()
         # the variables, tracked so they are saved; the functions capture them
         module.model_variables = list(model.variables)
-        signatures = signatures_for(model)
+        signatures = signatures_for(model, family)
         for key, fn in signatures.items():
             setattr(module, f"signature_{key}", fn)
         tf.saved_model.save(module, str(tmp), signatures=signatures)
-        os.replace(tmp, final)  # the commit: a version directory appears complete or not at all
+        with _locked(out):
+            os.replace(tmp, final)  # the commit: a version directory appears complete or not at all
+            write_models_config(out, base_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_models_config(out, base_path)
     return final
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """An exclusive ``flock`` on ``out/.zoo-export.lock`` (released when the process dies)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _reserved(model_dir: Path) -> dict[int, int]:
+    """``{version: pid}`` of the temporaries of exports still running (dead ones are removed first)."""
+    out = {}
+    for path in model_dir.glob(f"{_TMP_PREFIX}*"):
+        parts = path.name[len(_TMP_PREFIX):].rsplit("-", 1)
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            out[int(parts[0])] = int(parts[1])
+    return out
+
+
+def _check_request(name, version, base_path) -> None:
+    """The model name, version and base path of an export, checked before anything is built."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (a directory name)")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= MAX_VERSION):
+        raise ConfigError(f"--version must be an integer in 1..{MAX_VERSION} (TF Serving's int64), got {version!r}")
+    _check_base_path(base_path)
+
+
+def _check_base_path(base_path) -> None:
+    """A base path goes into models.config as a protobuf text-format string: refuse what no escaping
+    makes sensible (control characters such as a newline); quotes and backslashes are escaped."""
+    if not isinstance(base_path, str) or not base_path:
+        raise ConfigError(f"--base-path must be a non-empty path, got {base_path!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in base_path):
+        raise ConfigError(f"--base-path {base_path!r} contains a control character; give a plain path")
+
+
+def _text_format_string(value: str) -> str:
+    """``value`` as a double-quoted protobuf text-format string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def write_models_config(out, base_path: str = "/models") -> Path:
@@ -103,8 +172,8 @@ def write_models_config(out, base_path: str = "/models") -> Path:
     entries = []
     for model_dir in sorted(p for p in out.iterdir() if p.is_dir() and versions(p)):
         entries.append("  config {\n"
-                       f"    name: \"{model_dir.name}\"\n"
-                       f"    base_path: \"{base_path.rstrip('/')}/{model_dir.name}\"\n"
+                       f"    name: {_text_format_string(model_dir.name)}\n"
+                       f"    base_path: {_text_format_string(base_path.rstrip('/') + '/' + model_dir.name)}\n"
                        "    model_platform: \"tensorflow\"\n"
                        "  }\n")
     path = out / CONFIG_FILE
@@ -115,10 +184,12 @@ def write_models_config(out, base_path: str = "/models") -> Path:
 def export(name: str, weights, out, version: int | None = None, *, model_name: str | None = None,
            base_path: str = "/models") -> Path:
     """Export the model trained into ``weights`` (``zoo train --out``) as ``out/<name>/<version>``."""
-    from zoo.api import load
+    from zoo.api import load, resolve
 
+    _check_request(model_name or name, version, base_path)
+    spec, _ = resolve(name)
     model = load(name, weights=weights, compile=False)
-    return export_model(model, out, model_name or name, version, base_path=base_path)
+    return export_model(model, out, model_name or name, version, base_path=base_path, family=spec.family)
 
 
 def signature_names(path) -> list[str]:
@@ -151,8 +222,17 @@ def _alive(pid: int) -> bool:
 
 
 # -- the signatures of each family -----------------------------------------------------------------
+def _input_shape(model) -> tuple:
+    """The shape of one input: ``model.image_shape`` (zoo's models) or the Keras input shape (any
+    outside plugin's ``keras.Model``)."""
+    shape = getattr(model, "image_shape", None)
+    if shape is None:
+        shape = model.input_shape[1:] if hasattr(model, "input_shape") else model.inputs[0].shape[1:]
+    return tuple(shape)
+
+
 def _image_spec(model, tf, name="images"):
-    return tf.TensorSpec((None, *model.image_shape), tf.float32, name=name)
+    return tf.TensorSpec((None, *_input_shape(model)), tf.float32, name=name)
 
 
 def _classifier(model, tf):
@@ -175,7 +255,7 @@ def _classifier(model, tf):
         with tf.GradientTape() as tape:
             tape.watch(images)
             loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits_of(images))
-        step = tf.reshape(eps, [-1, *([1] * (len(model.image_shape)))]) * tf.sign(tape.gradient(loss, images))
+        step = tf.reshape(eps, [-1, *([1] * (len(_input_shape(model))))]) * tf.sign(tape.gradient(loss, images))
         return {"adversarial_images": tf.clip_by_value(images + step, 0.0, 1.0)}
 
     return {"serving_default": serving_default, "fgsm": fgsm}

@@ -2,6 +2,8 @@
 then ``os.replace`` (atomic on POSIX). Temporary names are unique, so two writers never collide."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -39,3 +41,23 @@ def atomic_save_weights(model, path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def strict_json(value, **dumps) -> tuple[str, list[str]]:
+    """``(JSON text, paths of non-finite numbers)``: JSON has no NaN or Infinity, so a non-finite
+    float (a diverged loss) is written as ``null``; NumPy scalars and arrays become plain values."""
+    bad: list[str] = []
+
+    def strict(v, path):
+        if isinstance(v, dict):
+            return {k: strict(x, f"{path}.{k}" if path else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [strict(x, f"{path}[{i}]") for i, x in enumerate(v)]
+        if hasattr(v, "tolist") and type(v).__module__ == "numpy":
+            return strict(v.tolist(), path)
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(path or "value")
+            return None
+        return v
+
+    return json.dumps(strict(value, ""), allow_nan=False, **dumps), bad

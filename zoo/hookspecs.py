@@ -7,7 +7,12 @@ hooks below. Publish it under the ``zoo`` entry-point group of your distribution
     entry_points={"zoo": ["my_plugin = my_package.zoo_plugin"]}
 
 Every hook takes no arguments and *returns what it adds*; zoo collects the results of all plugins.
-Names must be unique across plugins: two plugins adding the same name is an error naming both.
+Names must be unique across plugins: a name another plugin already adds is reported (naming both
+plugins and distributions) and only that entry is skipped; a built-in name (``convnet``, ``pgd``...)
+always stays the built-in, and between two outside plugins the one whose entry-point name sorts
+first keeps it. A hook that raises — even ``SystemExit`` or ``KeyboardInterrupt`` — is reported and
+its plugin's contribution to that hook skipped; ``zoo plugins`` calls every hook and exits 1 on any
+failure.
 Hook names are validated when the plugin is loaded, so a misspelt hook is reported, never ignored.
 """
 import pluggy

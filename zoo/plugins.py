@@ -8,14 +8,25 @@ Rules (see the README's "Writing a plugin"):
   error that refuses the plugin, not silence;
 * ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins; ``ZOO_BLOCKED_PLUGINS=a,b`` blocks
   plugins by entry-point or distribution name;
-* the same model, attack, ... name from two plugins is a :class:`PluginError` naming both.
+* a plugin that raises anything while it is imported, registered or its hook is called — including
+  ``SystemExit`` (``sys.exit``, or ``argparse``'s ``parse_args`` reading zoo's own command line)
+  and ``KeyboardInterrupt`` — is reported by name and distribution and skipped; what it printed
+  while failing is kept out of zoo's output (its last line goes into the report);
+* the same model, attack, ... name from two plugins is reported naming both, and only the later
+  entry is skipped — everything else of both plugins stays usable. "Later" is a fixed order: the
+  built-ins (distribution ``zoo``) come first, so a built-in name such as ``convnet`` or ``pgd``
+  always stays the built-in; outside plugins follow in the alphabetical order of their entry-point
+  names (a plugin's ``tryfirst``/``trylast`` does not change it). Block the plugin you do not want
+  with ``ZOO_BLOCKED_PLUGINS`` to silence the report.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
 import importlib.metadata
+import io
 import os
 import sys
 from typing import Any
@@ -51,6 +62,7 @@ class PluginManager:
         self._pm = pluggy.PluginManager("zoo")
         self._pm.add_hookspecs(hookspecs)
         self._origin: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+        self._order: dict[str, int] = {}  # plugin name -> registration order (built-ins first)
         self.errors: list[str] = []
         self._cache: dict[str, dict] = {}
 
@@ -66,12 +78,9 @@ class PluginManager:
             dist = (ep.dist.name, ep.dist.version) if ep.dist else ("unknown", "?")
             if ep.name in blocked or dist[0] in blocked or self._pm.has_plugin(ep.name):
                 continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # a broken plugin must never take zoo down
-                self._report(ep.name, dist, f"import failed: {type(exc).__name__}: {exc}")
-                continue
-            self._register(plugin, ep.name, dist)
+            ok, plugin = self._isolated(ep.name, dist, "import failed", ep.load)
+            if ok:
+                self._register(plugin, ep.name, dist)
         return self
 
     def register(self, plugin: Any, name: str, distribution: str = "<local>", version: str = "") -> bool:
@@ -79,11 +88,29 @@ class PluginManager:
         self._cache.clear()
         return self._register(plugin, name, (distribution, version))
 
-    def _register(self, plugin, name, dist) -> bool:
+    def _isolated(self, name, dist, what, fn, *args):
+        """``(True, fn(*args))``, or ``(False, None)`` after reporting whatever ``fn`` raised —
+        ``SystemExit`` and ``KeyboardInterrupt`` too, so no plugin can end zoo. What ``fn`` prints is
+        held back and passed on only if it succeeds (a failing ``parse_args`` prints its usage)."""
+        out, err = io.StringIO(), io.StringIO()
         try:
-            self._pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy validates impl signatures against the specs here
-            self._report(name, dist, f"refused: {exc}")
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                result = fn(*args)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            printed = (err.getvalue() or out.getvalue()).strip().splitlines()
+            said = f"; it printed: {printed[-1].strip()}" if printed else ""
+            self._report(name, dist, f"{what}: {_describe(exc)}{said}")
+            return False, None
+        sys.stdout.write(out.getvalue())
+        sys.stderr.write(err.getvalue())
+        return True, result
+
+    def _register(self, plugin, name, dist) -> bool:
+        ok, _ = self._isolated(name, dist, "refused", self._pm.register, plugin, name)
+        if not ok:  # pluggy validates impl signatures against the specs here; a getattr may raise
+            with contextlib.suppress(Exception):
+                if self._pm.has_plugin(name):
+                    self._pm.unregister(name=name)
             return False
         try:
             self._pm.check_pending()
@@ -101,10 +128,13 @@ class PluginManager:
             self._report(name, dist, f"refused: {hints}; valid hooks: {', '.join(HOOK_NAMES)}")
             return False
         self._origin[name] = dist
+        self._order[name] = len(self._order)
         return True
 
-    def _report(self, name, dist, message):
-        line = f"zoo: plugin {name!r} from distribution {dist[0]} {dist[1]}: {message} (skipped)"
+    def _report(self, name, dist, message, skipped="skipped"):
+        line = f"zoo: plugin {name!r} from distribution {dist[0]} {dist[1]}: {message} ({skipped})"
+        if line in self.errors:  # a hook collected again (after register()) fails the same way
+            return
         self.errors.append(line)
         print(line, file=sys.stderr)
 
@@ -147,36 +177,45 @@ class PluginManager:
         if "weights" not in self._cache:
             found: dict[str, list[tuple[Any, str]]] = {}
             for impl in self._pm.hook.zoo_weights.get_hookimpls():
-                try:
-                    items = _weights_items(impl.function())
-                except Exception as exc:
-                    self._report(impl.plugin_name, self._origin.get(impl.plugin_name, ("?", "?")),
-                                 f"hook zoo_weights() failed: {type(exc).__name__}: {exc}")
+                ok, items = self._isolated(impl.plugin_name, self._origin.get(impl.plugin_name, ("?", "?")),
+                                           "hook zoo_weights() failed", lambda f=impl.function: _weights_items(f()))
+                if not ok:
                     continue
                 for preset, location in items:
                     found.setdefault(preset, []).append((location, impl.plugin_name))
             self._cache["weights"] = found
         return self._cache["weights"]
 
+    def check_all(self) -> list[str]:
+        """Call every hook of every plugin (what ``zoo plugins`` does); returns :attr:`errors`."""
+        for hook in HOOK_NAMES:
+            getattr(self, hook[len("zoo_"):])()
+        return self.errors
+
     def _collect(self, kind: str) -> dict[str, tuple[Any, str]]:
         if kind in self._cache:
             return self._cache[kind]
         found: dict[str, tuple[Any, str]] = {}
-        for impl in getattr(self._pm.hook, "zoo_" + kind).get_hookimpls():
+        impls = getattr(self._pm.hook, "zoo_" + kind).get_hookimpls()
+        # the fixed order of the conflict rule: built-ins, then entry points by name (not pluggy's
+        # call order, which a plugin's tryfirst could change)
+        for impl in sorted(impls, key=lambda i: self._order.get(i.plugin_name, len(self._order))):
             dist = self._origin.get(impl.plugin_name, ("?", "?"))
-            try:
-                items = _as_items(kind, impl.function())
-            except Exception as exc:
-                self._report(impl.plugin_name, dist, f"hook zoo_{kind}() failed: {type(exc).__name__}: {exc}")
+            ok, items = self._isolated(impl.plugin_name, dist, f"hook zoo_{kind}() failed",
+                                       lambda f=impl.function: _as_items(kind, f()))
+            if not ok:
                 continue
             for key, value in items:
                 if key in found:
                     other = found[key][1]
-                    raise PluginError(
-                        f"{kind[:-1].replace('_', ' ')} {key!r} is provided by two plugins: {other!r} "
-                        f"(distribution {self._origin[other][0]}) and {impl.plugin_name!r} "
-                        f"(distribution {dist[0]}); uninstall one or block it with ZOO_BLOCKED_PLUGINS"
+                    self._report(
+                        impl.plugin_name, dist,
+                        f"{kind[:-1].replace('_', ' ')} {key!r} is already provided by plugin {other!r} "
+                        f"(distribution {self._origin.get(other, ('?',))[0]}); uninstall one or block it "
+                        f"with ZOO_BLOCKED_PLUGINS",
+                        skipped=f"its {key!r} skipped, the rest of the plugin kept",
                     )
+                    continue
                 found[key] = (value, impl.plugin_name)
         self._cache[kind] = found
         return found
@@ -223,6 +262,15 @@ def _weights_items(result):
                                 f"{{'location': URL, 'version': 'X.Y.Z'}}, got {location!r}")
             pairs.append((preset, location))
     return pairs
+
+def _describe(exc: BaseException) -> str:
+    """One line about what a plugin raised."""
+    if isinstance(exc, SystemExit):
+        return (f"called sys.exit({exc.code!r}) (argparse's parse_args() at import or in a hook does this; "
+                f"plugins must not read the command line)")
+    if isinstance(exc, KeyboardInterrupt):
+        return "raised KeyboardInterrupt"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _version(dist: str) -> str:

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-
+from zoo import yamlio
 from zoo.errors import ConfigError, RegistryError
 from zoo.validate import POSITIVE, Range, check
 
@@ -83,13 +82,9 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, Preset]:
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, _mtime: int) -> dict[str, Preset]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the preset registry: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
+        doc = yamlio.load_file(path)  # size, UTF-8, duplicate-key and alias limits
+    except yamlio.YamlError as exc:
+        raise RegistryError(f"preset registry {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("presets"), dict):
         raise RegistryError(f"{path}: expected a top-level mapping with a 'presets' mapping")
     return {name: _parse_preset(path, name, entry) for name, entry in doc["presets"].items()}

@@ -44,6 +44,17 @@ class Range:
         return " and ".join(parts)
 
 
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """A string matching ``pattern``: ``Annotated[str, Match(re.compile(...), "what it means")]``."""
+
+    pattern: Any
+    meaning: str
+
+    def problem(self, value) -> str | None:
+        return None if self.pattern.match(value) else f"expected {self.meaning}"
+
+
 POSITIVE = Range(0, low_open=True)
 NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1)
@@ -67,8 +78,8 @@ def describe(annotation) -> str:
     """A short human name of an annotation (``'a list of integers'``)."""
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
-        bounds = [str(a) for a in args[1:] if isinstance(a, Range)]
-        return describe(args[0]) + (f" {' '.join(bounds)}" if bounds else "")
+        bounds = [str(a) if isinstance(a, Range) else a.meaning for a in args[1:] if isinstance(a, (Range, Match))]
+        return describe(args[0]) + (f" ({', '.join(bounds)})" if bounds else "")
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -103,7 +114,7 @@ def _convert(annotation, value, path: str):
     if origin is Annotated:
         value = _convert(args[0], value, path)
         for bound in args[1:]:
-            if isinstance(bound, Range) and (problem := bound.problem(value)):
+            if isinstance(bound, (Range, Match)) and (problem := bound.problem(value)):
                 raise _Invalid(path, f"{problem}, got {value!r}")
         return value
     if origin is Literal:
@@ -148,7 +159,7 @@ def _convert(annotation, value, path: str):
         for key in value:
             if not isinstance(key, str):
                 raise _Invalid(path, f"keys must be strings, got {key!r}")
-        return {k: _convert(item, v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _convert(item, v, f"{path}[{k!r}]") for k, v in value.items()}
     if annotation is bool:
         if isinstance(value, (bool, _np_bool())):
             return bool(value)
@@ -252,3 +263,20 @@ def unknown_key_error(key, valid, where: str) -> ConfigError:
     """The error for a key that is not among ``valid``, with the closest match."""
     exc = _unknown_key(key, valid, "")
     return ConfigError(f"{where}: field {exc.path!r}: {exc.problem}")
+
+
+def check_call(function, params: dict, what: str, reserved=()) -> None:
+    """Refuse keyword ``params`` that ``function`` has no parameter for, naming the ones it has (a
+    function taking ``**kwargs`` accepts anything: it checks for itself)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    named = [p.name for p in signature.parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in reserved]
+    unknown = sorted(set(params) - set(named))
+    if unknown:
+        raise ConfigError(f"{what} takes no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters: {', '.join(named) or 'none'}")

@@ -7,6 +7,20 @@ from pathlib import Path
 import numpy as np
 
 
+#: The most images one PNG grid holds (8 x 128 tiles); ``zoo generate -n`` is refused above it.
+MAX_GRID_IMAGES = 1024
+
+
+def check_grid_size(n) -> int:
+    """``n`` if one grid can hold that many images, else a :class:`ConfigError`."""
+    from zoo.errors import ConfigError
+
+    if not 1 <= int(n) <= MAX_GRID_IMAGES:
+        raise ConfigError(f"-n must be in 1..{MAX_GRID_IMAGES} for one PNG grid, got {n}; "
+                          f"run several times with different --seed for more")
+    return int(n)
+
+
 def image_grid(images, captions=None, *, ncols=8, scale=None, colors=None):
     """Tile a batch of images in [0, 1] (N, H, W, C) into one ``PIL.Image`` with optional captions.
 

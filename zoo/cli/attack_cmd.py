@@ -1,5 +1,5 @@
 """zoo attack NAME --weights DIR --attack pgd: accuracy under attack of a trained classifier."""
-from zoo.cli import WEIGHTS_HELP, parse_set, print_json
+from zoo.cli import WEIGHTS_HELP, check_input_dir, check_output, parse_set, print_json, seed_type
 from zoo.errors import ConfigError
 
 PANEL_EXAMPLES = 8
@@ -19,22 +19,29 @@ def add_parser(sub):
     p.add_argument("--n", type=int, default=1000, help="test images to attack (the first N of the test split)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--data-dir", help="local data (e.g. a directory of MNIST IDX files)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random starts and random targets")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of random starts and random targets")
     p.add_argument("--png", help="write a panel (original, scaled perturbation, adversarial) of the first examples")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     p.set_defaults(run=run)
 
 
 def run(args):
+    check_output(args.png, "--png", directory=False)  # before TensorFlow is even imported
+    check_input_dir(args.data_dir)
+
     import keras
     import numpy as np
 
-    from zoo.api import get_attack, load, read_run
+    from zoo.api import get_attack, load, read_run, resolve
     from zoo.data import load_dataset
     from zoo.evaluation import attack_report
 
     if args.n < 1 or args.batch_size < 1:
         raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")
+    spec, _ = resolve(args.name)
+    if spec.family != "classifier":
+        raise ConfigError(f"zoo attack attacks image classifiers; {args.name!r} is a {spec.family} model"
+                          + (" (attack a LAS model with tools/attack_las.py)" if spec.family == "las" else ""))
     params = {k: v for k, v in dict(eps=args.eps, steps=args.steps, step_size=args.step_size).items() if v is not None}
     params.update(parse_set(args.set))
     attack = get_attack(args.attack, **params)
@@ -46,7 +53,11 @@ def run(args):
     target = _targets(args.target, y, model, np.random.default_rng(args.seed))
 
     metrics, x_adv = attack_report(model, attack, x, y, target=target, batch_size=args.batch_size)
-    metrics.update(attack=args.attack, targeted=target is not None, **{f"param_{k}": v for k, v in attack.params().items()})
+    # params() is not part of the attack contract (any callable is an attack): read it only if present
+    params_of = getattr(attack, "params", None)
+    attack_params = params_of() if callable(params_of) else params
+    metrics.update(attack=args.attack, targeted=target is not None,
+                   **{f"param_{k}": v for k, v in dict(attack_params).items()})
     print(f"{args.attack} on {args.name}, {metrics['n']} test images: clean accuracy {metrics['clean_accuracy']:.4f}, "
           f"under attack {metrics['adv_accuracy']:.4f}, success rate {metrics['success_rate']:.4f}")
     print(f"perturbation L∞ mean {metrics['mean_linf']:.4f} max {metrics['max_linf']:.4f}, "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.cli import print_json
+from zoo.cli import check_output, print_json
 
 DEFAULT_OUT = "zoo-demo"
 
@@ -71,6 +71,7 @@ def add_parser(sub):
 
 
 def run(args):
+    check_output(args.out, "--out", directory=True)
     out = Path(args.out)
     metrics = {}
     for step in DEMO_STEPS:

@@ -1,5 +1,5 @@
 """zoo evaluate NAME --weights DIR: test-split metrics of a trained model."""
-from zoo.cli import WEIGHTS_HELP, parse_set, print_json
+from zoo.cli import WEIGHTS_HELP, check_input_dir, parse_set, print_json
 
 
 def add_parser(sub):
@@ -17,6 +17,7 @@ def add_parser(sub):
 def run(args):
     from zoo.training.fit import evaluate
 
+    check_input_dir(args.data_dir)
     metrics = evaluate(args.name, args.weights, data_dir=args.data_dir, dataset=args.dataset,
                        dataset_args=parse_set(args.dataset_arg, "--dataset-arg"))
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))

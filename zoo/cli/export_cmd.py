@@ -1,5 +1,5 @@
 """zoo export NAME --weights DIR --out MODELS_DIR: a SavedModel version in TF Serving's layout."""
-from zoo.cli import WEIGHTS_HELP, print_json
+from zoo.cli import WEIGHTS_HELP, check_output, print_json
 
 
 def add_parser(sub):
@@ -18,6 +18,7 @@ def add_parser(sub):
 def run(args):
     from zoo.export import export, signature_names
 
+    check_output(args.out, "--out", directory=True)
     path = export(args.name, args.weights, args.out, args.version, model_name=args.model_name,
                   base_path=args.base_path)
     names = signature_names(path)

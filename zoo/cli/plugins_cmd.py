@@ -1,4 +1,8 @@
-"""zoo plugins: every loaded plugin's distribution, version and hooks, and those that failed."""
+"""zoo plugins: every loaded plugin's distribution, version and hooks, and those that failed.
+
+Every hook of every plugin is called; any failure (import, registration, a hook, a name conflict)
+is listed on stderr and the exit status is 1.
+"""
 import dataclasses
 import sys
 
@@ -14,6 +18,7 @@ def add_parser(sub):
 
 def run(args):
     pm = get_plugin_manager()
+    pm.check_all()  # call every hook, so a plugin that fails only there is listed as failed too
     plugins = pm.plugins()
     width = max((len(p.name) for p in plugins), default=4)
     for p in plugins:

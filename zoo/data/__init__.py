@@ -4,13 +4,12 @@ pipelines. Built-in sources (``zoo.data.sources``): TFDS for connected machines,
 """
 from __future__ import annotations
 
-import difflib
 from typing import Protocol
 
 import numpy as np
 
-
-from zoo.errors import ConfigError, DataError, UnknownNameError  # noqa: F401  (DataError re-exported)
+from zoo.errors import ConfigError, DataError, UnknownNameError, ZooError  # noqa: F401  (DataError re-exported)
+from zoo.validate import check_call
 
 
 class Dataset(Protocol):
@@ -127,15 +126,37 @@ def load_dataset(name, data_dir=None, seed=0, **params):
 
     factories = get_plugin_manager().datasets()
     if name not in factories:
-        close = difflib.get_close_matches(name, factories, n=3)
-        raise UnknownNameError(
-            f"unknown dataset {name!r}"
-            + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
-            + f" Available: {', '.join(sorted(factories))}"
-        )
+        from zoo.api import unknown
+
+        raise unknown("dataset", name, factories)
     factory = factories[name]
-    check_params(name, factory, params)
-    return factory(data_dir=data_dir, seed=seed, **params)
+    check_call(factory, params, f"dataset {name!r}", reserved=("data_dir", "seed"))
+    try:
+        dataset = factory(data_dir=data_dir, seed=seed, **params)
+    except ZooError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin's bug: name it, not a traceback (Ctrl-C still interrupts)
+        raise DataError(f"dataset {name!r} ({_provider(name)}) failed to load: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())}") from exc
+    missing = [attr for attr in ("arrays", "pipeline") if not callable(getattr(dataset, attr, None))]
+    info = getattr(dataset, "info", None)
+    if missing or not isinstance(info, dict):
+        what = f"no callable {' or '.join(missing)}" if missing else f"info is {type(info).__name__}, not a dict"
+        raise DataError(f"dataset {name!r} ({_provider(name)}): its factory returned a {type(dataset).__name__} "
+                        f"({what}); a zoo_datasets() factory must return a Dataset with info, arrays(split) "
+                        f"and pipeline(split, batch_size, ...)")
+    return dataset
+
+
+def _provider(name) -> str:
+    """``plugin 'x' from distribution d v`` for the dataset ``name``."""
+    from zoo.plugins import get_plugin_manager
+
+    try:
+        info = get_plugin_manager().provider("datasets", name)
+    except Exception:
+        return "plugin unknown"
+    return f"plugin {info.name!r} from distribution {info.distribution} {info.version}"
 
 
 def dataset_params(params) -> dict:
@@ -146,22 +167,3 @@ def dataset_params(params) -> dict:
         raise ConfigError(f"dataset parameter(s) {', '.join(reserved)} are set by --data-dir / --seed, "
                           f"not by --dataset-arg")
     return params
-
-
-def check_params(name, function, params) -> None:
-    """Refuse ``params`` that ``function`` has no parameter for (a function taking ``**kwargs``
-    accepts anything: it checks for itself)."""
-    import inspect
-
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
-        return
-    named = [p.name for p in signature.parameters.values()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("data_dir", "seed")]
-    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
-        return
-    unknown = sorted(set(params) - set(named))
-    if unknown:
-        raise ConfigError(f"dataset {name!r} takes no parameter {', '.join(map(repr, unknown))}; "
-                          f"its parameters: {', '.join(named) or 'none'}")

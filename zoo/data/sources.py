@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,23 @@ def read_idx(path) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into a numpy array, checking its header."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or damaged .gz; an unreadable file
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc}); the file is damaged or "
+                        f"truncated — download it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes for {ndim} dimensions); "
+                        f"download the file again")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise DataError(f"{path}: header promises {dims} values, file holds {body.size}")
+        raise DataError(f"{path}: header promises {dims} values, file holds {body.size}; the file is "
+                        f"truncated or damaged — download it again")
     return body.reshape(dims)
 
 
@@ -133,10 +142,12 @@ def _noisy(base):
 
 def _audio(name):
     def factory(data_dir=None, seed=0, **params):
-        from zoo.data import audio, check_params
+        from zoo.data import audio
+        from zoo.validate import check_call
 
         function = getattr(audio, name)
-        check_params(name, function, params)  # the lazy wrapper hides the real parameters
+        # the lazy wrapper hides the real parameters
+        check_call(function, params, f"dataset {name!r}", reserved=("data_dir", "seed"))
         return function(data_dir=data_dir, seed=seed, **params)
 
     factory.__doc__ = f"{name}: spoken digits (see zoo.data.audio.{name})."

@@ -236,15 +236,23 @@ class GenerativeTrainer:
         self.compile(**deserialize_keras_object(config))
 
 
-def write_samples(model, png, n=64, seed=0) -> dict:
-    """Draw ``n`` samples of a generative model with ``seed`` and write them as a PNG grid."""
-    from zoo.errors import ConfigError
-    from zoo.viz import image_grid, save_png
+#: Samples drawn per call of the model's ``sample``/``generate`` (batch k uses seed + k * batch, as
+#: ``zoo.models.quality`` does), so memory does not grow with ``n`` beyond the images themselves.
+SAMPLE_BATCH = 500
 
-    images = sample_images(model, int(n), seed)
-    if images is None:
+
+def write_samples(model, png, n=64, seed=0) -> dict:
+    """Draw ``n`` (at most :data:`zoo.viz.MAX_GRID_IMAGES`) samples of a generative model with ``seed``, in
+    batches of :data:`SAMPLE_BATCH`, and write them as a PNG grid."""
+    from zoo.errors import ConfigError
+    from zoo.viz import check_grid_size, image_grid, save_png
+
+    n = check_grid_size(n)
+    if not any(hasattr(model, m) for m in ("sample", "generate")):
         raise ConfigError(f"{type(model).__name__} cannot generate: only models with sample(n) or generate(n) "
                           f"(vae, dcgan, vaegan) can; an autoencoder's grid comes from `zoo train --out`")
+    images = np.concatenate([sample_images(model, min(SAMPLE_BATCH, n - start), seed + start)
+                             for start in range(0, n, SAMPLE_BATCH)])
     path = save_png(image_grid(images), png)
     return dict(n=int(len(images)), png=str(path), pixel_mean=float(np.mean(images)))
 

@@ -93,19 +93,24 @@ def features_and_confidence(classifier, images, batch_size=500):
 
 def frechet_distance(features_a, features_b) -> float:
     """‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) between Gaussians fitted to two feature sets."""
-    from scipy import linalg
-
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two (n, d) feature matrices of the same d, got {a.shape} and {b.shape}")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.all(np.isfinite(covmean)):  # near-singular product: regularise (as the reference FID code does)
-        offset = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = covmean.real
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * _trace_sqrt_product(cov_a, cov_b))
+
+
+def _trace_sqrt_product(cov_a, cov_b) -> float:
+    """tr((Σ_a Σ_b)^½) without ``scipy.linalg.sqrtm`` of the non-symmetric product, which warns
+    (``LinAlgWarning``: singular matrix) whenever features are rank-deficient, as ReLU features of a
+    few samples are. Σ_a Σ_b has the eigenvalues of the symmetric PSD S Σ_b S with S = Σ_a^½, so the
+    trace is the sum of their square roots (round-off negatives clipped to 0)."""
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    inner = root_a @ cov_b @ root_a
+    eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2.0)
+    return float(np.sum(np.sqrt(np.clip(eigenvalues, 0.0, None))))
 
 
 def image_quality(images, reference, classifier) -> dict:

@@ -1,7 +1,7 @@
 """The pack's card: its schema, the version scheme, and the Hugging Face ``README.md`` rendered from it.
 
-A card (``card.json``) says what a pack holds and how it was made; :func:`validate_card` is the
-schema, written as code so each problem names its field (``metrics[1].eps: ...``).
+A card (``card.json``) says what a pack holds and how it was made; :class:`_Card` is its schema,
+checked by the zoo's one validator, so each problem names its field (``metrics[1].eps: ...``).
 
 Versions are ``FORMAT.ARCHITECTURE.RETRAIN`` (three integers, compared numerically):
 
@@ -16,10 +16,12 @@ Versions are ``FORMAT.ARCHITECTURE.RETRAIN`` (three integers, compared numerical
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import re
+from typing import Annotated, Any, Literal
 
-from zoo.errors import WeightsError
+from zoo.errors import ConfigError, WeightsError
+from zoo.validate import Count, Match, NonNegative, Size, check
 
 PACK_FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -59,186 +61,118 @@ def next_version(previous: dict | None, card: dict) -> str:
 
 
 # -- the schema ---------------------------------------------------------------------------------
-class _Check:
-    """Collects problems with the field path of each."""
-
-    def __init__(self):
-        self.problems: list[str] = []
-
-    def fail(self, path, message):
-        self.problems.append(f"{path}: {message}")
-
-    def field(self, obj, key, path, kinds, *, required=True, nullable=False):
-        """``obj[key]`` if it has one of ``kinds``; records a problem (and returns None) otherwise."""
-        where = f"{path}.{key}" if path else key
-        if key not in obj:
-            if required:
-                self.fail(where, "required")
-            return None
-        value = obj[key]
-        if value is None and nullable:
-            return None
-        if isinstance(value, bool) and bool not in kinds:
-            self.fail(where, f"expected {_names(kinds)}, got a boolean")
-            return None
-        if not isinstance(value, kinds):
-            self.fail(where, f"expected {_names(kinds)}{' or null' if nullable else ''}, got {type(value).__name__}")
-            return None
-        if isinstance(value, float) and not math.isfinite(value):
-            self.fail(where, "must be a finite number")
-            return None
-        return value
-
-    def text(self, obj, key, path, *, required=True, nullable=False):
-        value = self.field(obj, key, path, (str,), required=required, nullable=nullable)
-        if isinstance(value, str) and not value.strip():
-            self.fail(f"{path}.{key}" if path else key, "must not be empty")
-            return None
-        return value
+_SHA256 = Annotated[str, Match(SHA256_RE, "64 lowercase hex digits")]
+_TEXT = Annotated[str, Match(re.compile(r"\S"), "a non-empty string")]
 
 
-def _names(kinds):
-    names = {str: "a string", int: "an integer", float: "a number", dict: "a mapping", list: "a list", bool: "a boolean"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds if not (k is int and float in kinds))
+@dataclasses.dataclass(frozen=True)
+class _File:
+    sha256: _SHA256
+    size: Count
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tensor:
+    name: _TEXT
+    shape: list[Size | None]
+    dtype: _TEXT
+    range: tuple[float, float] | None = None
+    description: str = ""
+    kind: Literal[OUTPUT_KINDS] | None = None  # outputs only
+    labels: list[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Dataset:
+    name: _TEXT
+    splits: dict[str, Count]
+    sha256: _SHA256
+    checksum_of: _TEXT
+    source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Versions:
+    zoo: _TEXT
+    keras: _TEXT
+    tensorflow: _TEXT
+    python: _TEXT
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+    command: Annotated[str, Match(re.compile(r"^zoo train "), "the `zoo train ...` command that made the weights")]
+    seed: int
+    epochs: Size
+    train: dict[str, Any]
+    cpu_time_s: NonNegative | None
+    versions: _Versions
+    commit: str | None
+    recorded: str = ""
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Metric:
+    name: _TEXT
+    value: float
+    split: _TEXT
+    n: Size
+    dataset: _TEXT
+    kind: Literal[METRIC_KINDS]
+    attack: str | None = None  # robustness metrics: the attack, its eps and parameters
+    eps: NonNegative | None = None
+    params: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Card:
+    """card.json, pack format 1."""
+
+    pack_format: int
+    name: Annotated[str, Match(NAME_RE, "letters, digits, '.', '-' and '_' (at most 100)")]
+    version: Annotated[str, Match(VERSION_RE, "FORMAT.ARCHITECTURE.RETRAIN, three integers")]
+    architecture: _TEXT
+    config: dict[str, Any]
+    parameters: Count
+    created: _TEXT
+    files: dict[str, _File]
+    inputs: list[_Tensor]
+    outputs: list[_Tensor]
+    dataset: _Dataset
+    recipe: _Recipe
+    metrics: list[_Metric]
+    license: _TEXT
+    citation: _TEXT
+    intended_use: _TEXT
+    limitations: _TEXT
+    family: str = ""
+    description: str = ""
 
 
 def validate_card(card, *, where: str = "card") -> dict:
-    """Check ``card`` against the pack-format-1 schema; returns it, or raises one
-    :class:`WeightsError` listing every problem (``where`` names the card's file in the message)."""
-    c = _Check()
-    if not isinstance(card, dict):
-        raise WeightsError(f"{where}: a card must be a JSON object, got {type(card).__name__}")
-    fmt = c.field(card, "pack_format", "", (int,))
-    if fmt is not None and fmt != PACK_FORMAT:
-        raise WeightsError(f"{where}: pack format {fmt} is not supported by this zoo (it reads format {PACK_FORMAT}); "
-                           f"upgrade zoo or use a pack of format {PACK_FORMAT}")
-    name = c.text(card, "name", "")
-    if name is not None and not NAME_RE.match(name):
-        c.fail("name", f"{name!r} must be letters, digits, '.', '-' and '_' (at most 100)")
-    version = c.text(card, "version", "")
-    if version is not None:
-        try:
-            if parse_version(version)[0] != PACK_FORMAT:
-                c.fail("version", f"{version!r}: the first number is the pack format, {PACK_FORMAT}")
-        except WeightsError as exc:
-            c.fail("version", str(exc))
-    c.text(card, "architecture", "")
-    c.text(card, "family", "", required=False)
-    c.text(card, "description", "", required=False)
-    c.field(card, "config", "", (dict,))
-    params = c.field(card, "parameters", "", (int,))
-    if params is not None and params < 0:
-        c.fail("parameters", "must be >= 0")
-    c.text(card, "created", "")
-
-    files = c.field(card, "files", "", (dict,))
-    if files is not None:
-        for required in REQUIRED_FILES:
-            if required not in files:
-                c.fail("files", f"must list {required}")
-        for fname, entry in files.items():
-            path = f"files[{fname!r}]"
-            if not isinstance(fname, str) or not NAME_RE.match(fname) or not fname.endswith(ALLOWED_SUFFIXES):
-                c.fail(path, f"a pack file is a plain file name ending in {', '.join(ALLOWED_SUFFIXES)}")
-            if fname in (CARD_FILE, README_FILE):
-                c.fail(path, "card.json and README.md are rendered from the card and are not listed")
-            if not isinstance(entry, dict):
-                c.fail(path, "expected a mapping with sha256 and size")
-                continue
-            digest = c.field(entry, "sha256", path, (str,))
-            if digest is not None and not SHA256_RE.match(digest):
-                c.fail(f"{path}.sha256", "expected 64 lowercase hex digits")
-            size = c.field(entry, "size", path, (int,))
-            if size is not None and size < 0:
-                c.fail(f"{path}.size", "must be >= 0")
-
-    for key in ("inputs", "outputs"):
-        items = c.field(card, key, "", (list,))
-        if items is not None and not items:
-            c.fail(key, "must describe at least one tensor")
-        for i, item in enumerate(items or []):
-            path = f"{key}[{i}]"
-            if not isinstance(item, dict):
-                c.fail(path, "expected a mapping")
-                continue
-            c.text(item, "name", path)
-            shape = c.field(item, "shape", path, (list,))
-            if shape is not None and not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape):
-                c.fail(f"{path}.shape", "dimensions are positive integers or null (any size)")
-            c.text(item, "dtype", path)
-            value_range = c.field(item, "range", path, (list,), required=False, nullable=True)
-            if value_range is not None and not (len(value_range) == 2 and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range) and value_range[0] <= value_range[1]):
-                c.fail(f"{path}.range", "expected [low, high]")
-            c.text(item, "description", path, required=False)
-            if key == "outputs":
-                kind = c.text(item, "kind", path)
-                if kind is not None and kind not in OUTPUT_KINDS:
-                    c.fail(f"{path}.kind", f"expected one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
-                labels = c.field(item, "labels", path, (list,), required=False, nullable=True)
-                if labels is not None and not all(isinstance(v, str) for v in labels):
-                    c.fail(f"{path}.labels", "expected a list of strings")
-
-    dataset = c.field(card, "dataset", "", (dict,))
-    if dataset is not None:
-        c.text(dataset, "name", "dataset")
-        c.text(dataset, "source", "dataset", required=False)
-        splits = c.field(dataset, "splits", "dataset", (dict,))
-        if splits is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in splits.values()):
-            c.fail("dataset.splits", "expected split name -> number of examples")
-        digest = c.field(dataset, "sha256", "dataset", (str,))
-        if digest is not None and not SHA256_RE.match(digest):
-            c.fail("dataset.sha256", "expected 64 lowercase hex digits")
-        c.text(dataset, "checksum_of", "dataset")
-
-    recipe = c.field(card, "recipe", "", (dict,))
-    if recipe is not None:
-        command = c.text(recipe, "command", "recipe")
-        if command is not None and not command.startswith("zoo train "):
-            c.fail("recipe.command", "must be the `zoo train ...` command that made the weights")
-        c.field(recipe, "seed", "recipe", (int,))
-        epochs = c.field(recipe, "epochs", "recipe", (int,))
-        if epochs is not None and epochs < 1:
-            c.fail("recipe.epochs", "must be >= 1")
-        c.field(recipe, "train", "recipe", (dict,))
-        cpu = c.field(recipe, "cpu_time_s", "recipe", (int, float), nullable=True)
-        if cpu is not None and cpu < 0:
-            c.fail("recipe.cpu_time_s", "must be >= 0")
-        versions = c.field(recipe, "versions", "recipe", (dict,))
-        if versions is not None:
-            for key in ("zoo", "keras", "tensorflow", "python"):
-                c.text(versions, key, "recipe.versions")
-        c.text(recipe, "commit", "recipe", nullable=True)
-
-    metrics = c.field(card, "metrics", "", (list,))
-    if metrics is not None and not metrics:
-        c.fail("metrics", "a pack publishes at least one measured metric")
-    for i, metric in enumerate(metrics or []):
-        path = f"metrics[{i}]"
-        if not isinstance(metric, dict):
-            c.fail(path, "expected a mapping")
-            continue
-        c.text(metric, "name", path)
-        c.field(metric, "value", path, (int, float))
-        c.text(metric, "split", path)
-        n = c.field(metric, "n", path, (int,))
-        if n is not None and n < 1:
-            c.fail(f"{path}.n", "must be >= 1")
-        c.text(metric, "dataset", path)
-        kind = c.text(metric, "kind", path)
-        if kind is not None and kind not in METRIC_KINDS:
-            c.fail(f"{path}.kind", f"expected one of {', '.join(METRIC_KINDS)}, got {kind!r}")
-        if kind == "robustness":
-            c.text(metric, "attack", path)
-            eps = c.field(metric, "eps", path, (int, float))
-            if eps is not None and eps < 0:
-                c.fail(f"{path}.eps", "must be >= 0")
-            c.field(metric, "params", path, (dict,))
-
-    for key in ("license", "citation", "intended_use", "limitations"):
-        c.text(card, key, "")
-    if c.problems:
-        raise WeightsError(f"{where} does not fit the pack card schema: " + "; ".join(c.problems))
+    """Check ``card`` against the pack-format-1 schema (:class:`_Card`, checked by
+    :func:`zoo.validate.check`); returns it, or raises a :class:`WeightsError` naming the field."""
+    if isinstance(card, dict) and card.get("pack_format") not in (None, PACK_FORMAT):
+        raise WeightsError(f"{where}: pack format {card['pack_format']} is not supported by this zoo (it reads format "
+                           f"{PACK_FORMAT}); upgrade zoo or use a pack of format {PACK_FORMAT}")
+    try:
+        parsed = check(_Card, card, f"{where} does not fit the pack card schema")
+    except ConfigError as exc:
+        raise WeightsError(str(exc)) from None
+    problems = [f"files: must list {f}" for f in REQUIRED_FILES if f not in parsed.files]
+    problems += [f"files[{f!r}]: a pack file is a plain file name ending in {', '.join(ALLOWED_SUFFIXES)}, "
+                 f"not card.json or README.md (rendered from the card)" for f in parsed.files
+                 if not NAME_RE.match(f) or not f.endswith(ALLOWED_SUFFIXES) or f in (CARD_FILE, README_FILE)]
+    problems += [f"{k}: must describe at least one tensor" for k in ("inputs", "outputs") if not getattr(parsed, k)]
+    problems += ["metrics: a pack publishes at least one measured metric"] if not parsed.metrics else []
+    problems += [f"metrics[{i}]: a robustness metric names its attack, eps and params" for i, m in enumerate(parsed.metrics)
+                 if m.kind == "robustness" and None in (m.attack, m.eps, m.params)]
+    problems += [f"outputs[{i}].kind: required" for i, t in enumerate(parsed.outputs) if t.kind is None]
+    problems += [f"version: {parsed.version!r}: the first number is the pack format, {PACK_FORMAT}"] \
+        if parse_version(parsed.version)[0] != PACK_FORMAT else []
+    if problems:
+        raise WeightsError(f"{where} does not fit the pack card schema: " + "; ".join(problems))
     return card
 
 

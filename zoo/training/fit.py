@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +14,7 @@ from zoo.api import build_model, load, model_config, resolve
 from zoo.data import dataset_params, load_dataset
 from zoo.errors import ConfigError
 from zoo.evaluation import evaluate_model
-from zoo.files import atomic_save_weights, atomic_write_text
+from zoo.files import atomic_save_weights, atomic_write_text, strict_json
 from zoo.packs.provenance import record_training
 from zoo.registry import TrainRecipe
 from zoo.training.checkpoint import EpochCheckpoint
@@ -64,11 +64,12 @@ def train(
 
     ``recipe`` (a ``TrainRecipe`` or a mapping of its fields) replaces the preset's training recipe;
     ``epochs`` and ``batch_size`` override single fields of it. ``dataset_args`` are the dataset
-    factory's parameters (``--dataset-arg``, e.g. ``{"speaker": "theo"}``), recorded in ``config.json``. ``strategy`` is ``default``, ``mirrored`` (all GPUs, or
-    ``cpu_replicas`` logical CPU devices) or ``multiworker`` (``TF_CONFIG``; only the chief writes to
-    ``out``, which every worker must be able to read to resume). ``batch_size`` is the global batch.
-    ``mixed_precision`` uses the ``mixed_float16`` policy (with loss scaling); ``jit_compile``
-    compiles the train step with XLA. ``callbacks`` are further Keras callbacks for the training loop.
+    factory's parameters (``--dataset-arg``, e.g. ``{"speaker": "theo"}``), recorded in ``config.json``.
+    ``strategy`` is ``default``, ``mirrored`` (all GPUs, or ``cpu_replicas`` logical CPU devices) or
+    ``multiworker`` (``TF_CONFIG``; only the chief writes to ``out``, which every worker must be able
+    to read to resume). ``batch_size`` is the global batch. ``mixed_precision`` uses the
+    ``mixed_float16`` policy (with loss scaling); ``jit_compile`` compiles the train step with XLA.
+    ``callbacks`` are further Keras callbacks for the training loop.
     """
     import keras
 
@@ -87,6 +88,7 @@ def train(
     recipe = check(TrainRecipe, {**dataclasses.asdict(base), **{k: v for k, v in dict(
         epochs=epochs, batch_size=batch_size).items() if v is not None}}, "training recipe (--epochs, --batch-size)")
     dataset_args = dataset_params(dataset_args)
+    model_config(spec, preset, None, overrides)  # a bad override is refused before any data is read
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
@@ -138,6 +140,8 @@ def train(
                     if spec.callbacks is not None:
                         callbacks += spec.callbacks(network, data, out)
 
+        if verbose == "auto":  # a bar on a terminal; one line per epoch in a log file or CI
+            verbose = 1 if sys.stdout.isatty() else 2
         previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         cpu_start = time.process_time()
         try:
@@ -154,6 +158,7 @@ def train(
                                                             initial_epoch)
                 fit = model.fit(
                     train_data,
+                    shuffle=False,  # the pipeline shuffles (seeded); Keras would warn that it ignores shuffle=True
                     steps_per_epoch=steps_per_epoch,
                     epochs=recipe.epochs,
                     initial_epoch=initial_epoch,
@@ -177,7 +182,7 @@ def train(
         metrics = evaluate_model(spec, model, data)
         if out is not None and chief:
             atomic_save_weights(network, out / WEIGHTS_FILE)
-            atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False))
+            atomic_write_text(out / METRICS_FILE, strict_json(metrics, indent=2)[0])
     return TrainResult(network, metrics, history, out, initial_epoch)
 
 
