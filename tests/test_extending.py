@@ -174,3 +174,35 @@ def test_the_outside_objectives_step_params_are_checked(extended, tmp_path, caps
     assert main(["train", "plugmlp-digits-noisy", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "preset 'plugmlp-digits-noisy': train.step_params: field 'sigma': must be >= 0 and <= 1" in err
+
+
+def test_a_family_that_names_its_own_signatures_exports_through_them(tmp_path):
+    """zoo.protocols.Exportable: export asks the model for its signatures before any family switch."""
+    import keras
+    import tensorflow as tf
+
+    from zoo.export import export_model, signature_names
+    from zoo.protocols import Exportable
+
+    class Doubler(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            return 2.0 * self.scale * x
+
+        def export_signatures(self):
+            @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32, name="x")])
+            def doubled(x):
+                return {"y": self(x)}
+
+            return {"serving_default": doubled, "doubled": doubled}
+
+    model = Doubler()
+    assert isinstance(model, Exportable)
+    path = export_model(model, tmp_path / "models", "doubler")
+    assert signature_names(path) == ["doubled", "serving_default"]
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["doubled"](x=tf.constant([[1.0, 2.0, 3.0]]))
+    assert out["y"].numpy().tolist() == [[2.0, 4.0, 6.0]]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from zoo.cli import main
+from zoo.errors import ZooError
 from zoo.training.fit import train
 
 PRESET = "convnet-digits"  # as shipped: dropout 0.25
@@ -112,8 +113,13 @@ def test_a_damaged_run_directory_says_how_to_recover(finished, capsys, damage, m
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
 def test_seeds_outside_the_generator_range_are_refused(seed, capsys, tmp_path):
-    assert main(["train", PRESET, "--epochs", "1", "--seed", seed]) == 2
-    assert "seed" in capsys.readouterr().err
+    from zoo.training.fit import train
+
+    with pytest.raises(SystemExit) as exit_:  # refused by the parser
+        main(["train", PRESET, "--epochs", "1", "--seed", seed])
+    assert exit_.value.code == 2 and "seed" in capsys.readouterr().err
+    with pytest.raises(ZooError, match="field 'seed': must be >= 0 and <= 4294967295"):  # and by train()
+        train(PRESET, epochs=1, seed=int(seed))
 
 
 def test_a_dataset_that_does_not_fit_the_model_is_refused(capsys):

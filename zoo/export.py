@@ -56,10 +56,13 @@ def versions(model_dir) -> list[int]:
 
 
 def signatures_for(model, family: str | None = None) -> dict:
-    """``{signature name: concrete function}`` for ``family`` (default: ``model.family``; see the
-    module docstring)."""
+    """``{signature name: concrete function}``: the model's own ``export_signatures()`` when it has
+    one (a new family needs no change here), else those of ``family`` (default: ``model.family``;
+    see the module docstring)."""
     import tensorflow as tf
 
+    if hasattr(model, "export_signatures"):  # zoo.protocols.Exportable: a family names its own
+        return {name: fn.get_concrete_function() for name, fn in model.export_signatures().items()}
     family = family or getattr(model, "family", None)
     builders = {"classifier": _classifier, "autoencoder": _autoencoder, "vae": _vae, "vaegan": _vaegan,
                 "gan": _gan, "las": _las}

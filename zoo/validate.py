@@ -36,11 +36,14 @@ class Range:
         return f"must be {self}" if too_low or too_high else None
 
     def __str__(self):
+        def number(v):
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {number(self.high)}")
         return " and ".join(parts)
 
 

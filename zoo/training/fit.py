@@ -74,19 +74,14 @@ def train(
     import keras
 
     from zoo import __version__
-    from zoo.distribute import custom_fit, is_chief, make_strategy
-    from zoo.training.steps import trainer_for
+    from zoo.distribute import is_chief, make_strategy
 
     spec, preset = resolve(name)
     seed = check_value(Annotated[int, SEED], seed, "train", "seed")
     dataset_name = dataset or (preset.dataset if preset else None)
     if dataset_name is None:
         raise ConfigError(f"{name!r} is an architecture without a preset: name a dataset (--dataset)")
-    base = preset.train if preset else TrainRecipe()
-    if recipe is not None:
-        base = check(TrainRecipe, recipe if isinstance(recipe, dict) else dataclasses.asdict(recipe), "recipe")
-    recipe = check(TrainRecipe, {**dataclasses.asdict(base), **{k: v for k, v in dict(
-        epochs=epochs, batch_size=batch_size).items() if v is not None}}, "training recipe (--epochs, --batch-size)")
+    recipe = _recipe(preset, recipe, epochs=epochs, batch_size=batch_size)
     dataset_args = dataset_params(dataset_args)
     model_config(spec, preset, None, overrides)  # a bad override is refused before any data is read
 
@@ -112,18 +107,8 @@ def train(
         if out is not None and (out / RUN_FILE).exists():
             previous = record_of(read_run_record(out, need_weights=False))
             check_same_run(out, previous, run)
-        policy = keras.mixed_precision.global_policy()
-        if mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
-        try:
-            with dist.scope():  # variables, optimizers and metrics are created under the strategy
-                network = build_model(spec, config)
-                model = trainer_for(network, recipe, f"{_where(name, preset)}: train.step_params")
-        finally:
-            keras.mixed_precision.set_global_policy(policy)
-        if jit_compile:
-            _check_jit(dist)
-            model.jit_compile = True
+        network, model = _build(spec, config, recipe, dist, mixed_precision, jit_compile,
+                                f"{_where(name, preset)}: train.step_params")
 
         # the schedule first: it adds the epoch's learning rate to the logs the checkpoint records
         callbacks, initial_epoch, history = [*schedule_callbacks(recipe), *callbacks], 0, {}
@@ -140,34 +125,15 @@ def train(
                     if spec.callbacks is not None:
                         callbacks += spec.callbacks(network, data, out)
 
-        if verbose == "auto":  # a bar on a terminal; one line per epoch in a log file or CI
-            verbose = 1 if sys.stdout.isatty() else 2
         previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         cpu_start = time.process_time()
         try:
-            if initial_epoch < recipe.epochs and multiworker:
-                new = custom_fit(
-                    model, lambda: data.pipeline("train", recipe.batch_size, seed=seed),
-                    epochs=recipe.epochs, global_batch_size=recipe.batch_size, strategy=dist,
-                    initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose != 0,
-                )
+            if initial_epoch < recipe.epochs:
+                new = _fit(model, data, recipe, seed=seed, initial_epoch=initial_epoch, callbacks=callbacks,
+                           verbose=verbose, strategy=dist if multiworker else None,
+                           validate=spec.evaluate is None)
                 for key, values in new.items():
                     history.setdefault(key, []).extend(values)
-            elif initial_epoch < recipe.epochs:
-                train_data, steps_per_epoch = _epoch_stream(data.pipeline("train", recipe.batch_size, seed=seed),
-                                                            initial_epoch)
-                fit = model.fit(
-                    train_data,
-                    shuffle=False,  # the pipeline shuffles (seeded); Keras would warn that it ignores shuffle=True
-                    steps_per_epoch=steps_per_epoch,
-                    epochs=recipe.epochs,
-                    initial_epoch=initial_epoch,
-                    validation_data=data.pipeline("test", 256) if spec.evaluate is None else None,
-                    callbacks=callbacks,
-                    verbose=verbose,
-                )
-                for key, values in fit.history.items():
-                    history.setdefault(key, []).extend(float(v) for v in values)
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
             if out is not None and chief and initial_epoch < recipe.epochs:  # the recipe a pack publishes
@@ -184,6 +150,61 @@ def train(
             atomic_save_weights(network, out / WEIGHTS_FILE)
             atomic_write_text(out / METRICS_FILE, strict_json(metrics, indent=2)[0])
     return TrainResult(network, metrics, history, out, initial_epoch)
+
+
+def _recipe(preset, recipe, **fields) -> TrainRecipe:
+    """The checked recipe: ``recipe`` (or the preset's, or the default) with ``fields`` not None."""
+    base = preset.train if preset else TrainRecipe()
+    if recipe is not None:
+        base = check(TrainRecipe, recipe if isinstance(recipe, dict) else dataclasses.asdict(recipe), "recipe")
+    given = {k: v for k, v in fields.items() if v is not None}
+    return check(TrainRecipe, {**dataclasses.asdict(base), **given}, "training recipe (--epochs, --batch-size)")
+
+
+def _build(spec, config, recipe, strategy, mixed_precision, jit_compile, where):
+    """``(network, what fit trains)``, their variables created under ``strategy`` and the policy."""
+    import keras
+
+    from zoo.training.steps import trainer_for
+
+    policy = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():  # variables, optimizers and metrics are created under the strategy
+            network = build_model(spec, config)
+            model = trainer_for(network, recipe, where)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    if jit_compile:
+        _check_jit(strategy)
+        model.jit_compile = True
+    return network, model
+
+
+def _fit(model, data, recipe, *, seed, initial_epoch, callbacks, verbose, strategy, validate) -> dict:
+    """Epochs ``initial_epoch..recipe.epochs`` of ``model`` on the data's seeded stream: Keras's
+    ``fit``, or the zoo's loop under a multi-worker ``strategy``. Returns the new history."""
+    from zoo.distribute import custom_fit
+
+    if verbose == "auto":  # a bar on a terminal; one line per epoch in a log file or CI
+        verbose = 1 if sys.stdout.isatty() else 2
+    if strategy is not None:
+        return custom_fit(model, lambda: data.pipeline("train", recipe.batch_size, seed=seed), epochs=recipe.epochs,
+                          global_batch_size=recipe.batch_size, strategy=strategy, initial_epoch=initial_epoch,
+                          callbacks=callbacks, verbose=verbose != 0)
+    train_data, steps_per_epoch = _epoch_stream(data.pipeline("train", recipe.batch_size, seed=seed), initial_epoch)
+    fit = model.fit(
+        train_data,
+        shuffle=False,  # the pipeline shuffles (seeded); Keras would warn that it ignores shuffle=True
+        steps_per_epoch=steps_per_epoch,
+        epochs=recipe.epochs,
+        initial_epoch=initial_epoch,
+        validation_data=data.pipeline("test", 256) if validate else None,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 def _local_copy(spec, config, recipe, model):
