@@ -367,8 +367,12 @@ class AudioDataset:
         ds = ds.bucket_by_sequence_length(
             lambda w, t, s: tf.shape(w)[0], boundaries, [batch_size] * (len(boundaries) + 1),
             padded_shapes=([None], [None], []), padding_values=(0.0, PAD, 0))
+        # Every bucket yields ceil(its utterances / batch) batches whatever the order, so the count is
+        # known: progress bars get a total and Keras need not run out of data to find the epoch's end.
+        buckets = np.searchsorted(boundaries, [len(w) for w in waves], side="right")
+        batches = int(sum(-(-count // batch_size) for count in np.bincount(buckets)))
         ds = ds.map(lambda w, t, s: (w, {"tokens": t, "speaker": s}))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
 # -- sources -------------------------------------------------------------------------------------
