@@ -206,3 +206,61 @@ def test_a_family_that_names_its_own_signatures_exports_through_them(tmp_path):
     loaded = tf.saved_model.load(str(path))
     out = loaded.signatures["doubled"](x=tf.constant([[1.0, 2.0, 3.0]]))
     assert out["y"].numpy().tolist() == [[2.0, 4.0, 6.0]]
+
+
+class _Broken:
+    """An in-process plugin whose builders misbehave: one raises, one returns None, one has numpy defaults."""
+
+    @staticmethod
+    def explode(hidden=4):
+        raise RuntimeError("out of coffee")
+
+    @staticmethod
+    def nothing(hidden=4):
+        return None
+
+    @staticmethod
+    def mlp(hidden=4, num_classes=10, input_shape=(8, 8, 1)):
+        import keras
+
+        model = keras.Sequential([keras.Input(tuple(input_shape)), keras.layers.Flatten(),
+                                  keras.layers.Dense(int(hidden), activation="relu"),
+                                  keras.layers.Dense(int(num_classes), activation="softmax")])
+        model.num_classes = int(num_classes)
+        return model
+
+    @zoo.hookimpl
+    def zoo_models(self):
+        import numpy as np
+
+        return [zoo.ModelSpec("explodes", self.explode), zoo.ModelSpec("returns-none", self.nothing),
+                zoo.ModelSpec("numpy-defaults", self.mlp,
+                              defaults={"hidden": np.int64(4), "num_classes": np.int32(10), "input_shape": (8, 8, 1)})]
+
+
+@pytest.fixture
+def broken_plugin():
+    zoo.plugins.reset()
+    assert zoo.plugins.get_plugin_manager().register(_Broken(), "brokenbuild", "zoo-brokenbuild", "0.9")
+    yield
+    zoo.plugins.reset()
+
+
+@pytest.mark.parametrize("name, problem", [("explodes", "failed to build: RuntimeError: out of coffee"),
+                                           ("returns-none", "build returned NoneType, not a keras.Model")])
+def test_a_plugin_build_that_fails_names_the_distribution(broken_plugin, capsys, name, problem):
+    from zoo.cli import main
+
+    assert main(["train", name, "--dataset", "digits", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and problem in err and "distribution zoo-brokenbuild 0.9" in err, err
+
+
+def test_numpy_values_in_plugin_defaults_are_written_as_json(broken_plugin, tmp_path, capsys):
+    from zoo.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "numpy-defaults", "--dataset", "digits", "--epochs", "1", "--out", str(out), "--json"]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"] == {"hidden": 4, "num_classes": 10, "input_shape": [8, 8, 1]}
+    json.loads(capsys.readouterr().out.strip().splitlines()[-1])
