@@ -40,6 +40,25 @@ from zoo_plugins.attacks.base import Attack, _flat_norm, _per_example, check_boo
 LOSSES = ("ce", "dlr")
 
 
+def relaxed_function(fn, jit_compile=False):
+    """``tf.function(fn)`` traced once, on its first call, for any batch size: every tensor argument's
+    leading axis is left open, so the shrinking batches of early exit reuse one graph."""
+    compiled = []
+
+    def spec(v):
+        v = tf.convert_to_tensor(v)
+        shape = [None] + list(v.shape[1:]) if v.shape.rank else []
+        return tf.TensorSpec(shape, v.dtype)
+
+    def call(*args):
+        if not compiled:
+            signature = tf.nest.map_structure(spec, list(args))
+            compiled.append(tf.function(fn, input_signature=signature, jit_compile=jit_compile))
+        return compiled[0](*args)
+
+    return call
+
+
 def checkpoints(steps):
     """``{iteration index: period length}`` of the step-size checks for a run of ``steps``."""
     period = max(int(0.22 * steps), 1)
@@ -120,7 +139,7 @@ class APGD(Attack):
             tape.watch(x)
             loss, z = self._loss(objective, x, y, target)
             total = tf.reduce_sum(loss)
-        grad = tape.gradient(total, x)
+        grad = tape.gradient(total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         fooled = objective.success(objective.labels(x, z), y, goal)
         return loss, grad, fooled
 
@@ -243,7 +262,7 @@ class APGD(Attack):
             return cache[key]
 
         def compiled(fn):
-            return tf.function(fn, reduce_retracing=True, jit_compile=self.jit_compile)
+            return relaxed_function(fn, self.jit_compile)
 
         # one pair of graphs per kind of loss: untargeted (t ignored) or targeted at t
         fns = {}
@@ -255,13 +274,14 @@ class APGD(Attack):
                 return self._step(objective, i, p, x, y, t if lt else None, g if targeted else None, s)
 
             fns[loss_targeted] = (compiled(init), compiled(step))
-        scores = compiled(objective.scores)
+        scores = tf.function(objective.scores, reduce_retracing=True)
         checks = checkpoints(self.steps)
 
         def run(x, y, target):
+            y, target = tf.cast(y, tf.int32), tf.cast(target, tf.int32)  # one graph for any label dtype
             # target is y itself for an untargeted call (a placeholder the graphs ignore)
+            self._check_classes(objective, x, targeted or self.target_classes is not None)
             ranked = self._ranked(scores(x), targeted) if self.target_classes is not None else {}
-            self._check_classes(objective, x, targeted or bool(ranked))
             n = int(x.shape[0])
             x_out = x.numpy().copy()
             best_loss_x = None
@@ -308,7 +328,7 @@ class APGD(Attack):
                     k = tf.constant(keep)
                     s = {name: tf.gather(v, k) for name, v in s.items()}
                     xs, ys, ts, gs = (tf.gather(v, k) for v in (xs, ys, ts, gs))
-            s = step(tf.constant(i), tf.constant(checks.get(i, 0)), xs, ys, ts, gs, s)
+            s = step(tf.constant(i), tf.constant(checks.get(i, 0), tf.int32), xs, ys, ts, gs, s)
             self._passes += int(live.size)
         if live.size:
             x_res, fooled = self._result(s)

@@ -195,16 +195,14 @@ class AutoAttack(Attack):
         warnings = []
         x = tf.constant(x)
         out = model(x, training=False)
-        out_np = np.asarray(out, np.float64)
-        looks_like_p = out_np.ndim == 2 and out_np.min() > -1e-5 and out_np.max() < 1 + 1e-5 and \
-            np.abs(out_np.sum(-1) - 1).max() < 1e-5
-        if objective.kind == "probabilities" and getattr(out, "_keras_logits", None) is None:
+        z = [np.asarray(objective.scores(x), np.float64) for _ in range(3)]
+        looks_like_p = z[0].min() > -1e-5 and z[0].max() < 1 + 1e-5 and np.abs(z[0].sum(-1) - 1).max() < 1e-5
+        if objective.kind == "probabilities" and not _logits_recoverable(model, x[:1], out):
             warnings.append("outputs are probabilities whose logits could not be recovered: the attacks read ln p, "
                             "which saturates where p underflows (give the model a logits() method or logit outputs)")
         elif objective.kind in ("logit_outputs", "logits_method") and looks_like_p:
             warnings.append("the model's 'logits' are a probability distribution: the attacks need the pre-softmax "
                             "scores")
-        z = [np.asarray(objective.scores(x), np.float64) for _ in range(3)]
         unit = [v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-10) for v in z]
         if max(np.abs(unit[0] - u).max() for u in unit[1:]) > 1e-4:
             warnings.append("the model is randomised (repeated forward passes differ): AutoAttack's standard version "
@@ -217,7 +215,8 @@ class AutoAttack(Attack):
         for name, loss in (("cross-entropy", ce), ("DLR", dlr)):
             if loss is None:
                 continue
-            g = tape.gradient(loss, x).numpy().reshape(len(y), -1)
+            g = tape.gradient(loss, x)  # None: the loss does not depend on x through any gradient at all
+            g = np.zeros((len(y), 1)) if g is None else g.numpy().reshape(len(y), -1)
             zero = int((np.abs(g).sum(axis=1) == 0).sum())
             if zero:
                 warnings.append(f"{zero} of {len(y)} points have an exactly zero {name} gradient at the clean input: "
@@ -235,6 +234,23 @@ class AutoAttack(Attack):
             return [f"Square (black-box) broke {stages['square']['broken']} points ({share:.2%}) that the white-box "
                     f"attacks could not: their gradients may be masked, so the robust accuracy may be overestimated"]
         return []
+
+
+def _logits_recoverable(model, x, out):
+    """Whether the attack graphs see logits behind probability outputs: Keras's cached pre-softmax
+    tensor, or a Softmax op at the output of the traced graph."""
+    if getattr(out, "_keras_logits", None) is not None:
+        return True
+    seen = []
+
+    @tf.function
+    def probe(v):
+        p = model(v, training=False)
+        seen.append(getattr(p, "_keras_logits", None) is not None or (hasattr(p, "op") and p.op.type == "Softmax"))
+        return p
+
+    probe(x)
+    return bool(seen and seen[0])
 
 
 def _counters(attack):

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from zoo import ConfigError
 
-from zoo_plugins.attacks.apgd import ranked_targets
+from zoo_plugins.attacks.apgd import ranked_targets, relaxed_function
 from zoo_plugins.attacks.base import Attack, _per_example, check_bool, check_int, check_norm, check_number
 
 _BIG = 1e12
@@ -122,11 +122,11 @@ class FAB(Attack):
                 z = objective.scores(x)
                 f = tf.gather(z, tf.cast(t, tf.int32), batch_dims=1) - tf.gather(z, y, batch_dims=1)
                 total = tf.reduce_sum(f)
-            return f, tape.gradient(total, x)
+            return f, tape.gradient(total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         with tf.GradientTape() as tape:
             tape.watch(x)
             z = objective.scores(x)
-        jac = tape.batch_jacobian(z, x)                            # (batch, classes, ...)
+        jac = tape.batch_jacobian(z, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)  # (batch, classes, ...)
         classes = tf.shape(z)[1]
         df = z - tf.gather(z, y, batch_dims=1)[:, None]
         dg = jac - tf.gather(jac, y, batch_dims=1)[:, None]
@@ -203,14 +203,15 @@ class FAB(Attack):
             return cache[key]
 
         def compiled(fn):
-            return tf.function(fn, reduce_retracing=True, jit_compile=self.jit_compile)
+            return relaxed_function(fn, self.jit_compile)
 
         steps = {lt: compiled(lambda x0, y, t, g, x1, best, res, lt=lt: self._step(
             objective, x0, y, t if lt else None, g if targeted else None, x1, best, res)) for lt in (False, True)}
         start = {r: compiled(lambda x0, r=r: self._start(x0, r)) for r in (False, True)}
-        scores = compiled(objective.scores)
+        scores = tf.function(objective.scores, reduce_retracing=True)
 
         def run(x, y, target):
+            y, target = tf.cast(y, tf.int32), tf.cast(target, tf.int32)  # one graph for any label dtype
             z = scores(x)
             classes = int(z.shape[-1])
             if self.target_classes is not None and self.target_classes > classes - 1:
