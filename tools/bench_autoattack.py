@@ -125,7 +125,17 @@ def main(argv=None) -> int:
         load_before = load_average()
         aa = get_attack("autoattack", eps=0.3, norm="inf", version="standard", steps=args.steps,
                         batch_size=args.batch_size)
-        report, x_adv = aa.evaluate(model, x, y, progress=True)
+        partial = record.setdefault("partial", {})
+        partial[label] = dict(load_average_before=load_before, stages=[])
+
+        def on_stage(stage):  # a long run keeps its finished stages even if it is stopped
+            partial[label]["stages"].append(dict(stage, load_average=load_average()))
+            print(f"{label}: after {stage['name']} robust accuracy {stage['robust_accuracy']:.4f} "
+                  f"({stage['wall_s']} s, {stage['cpu_s']} CPU-s)", flush=True)
+            save()
+
+        report, x_adv = aa.evaluate(model, x, y, progress=True, on_stage=on_stage)
+        partial.pop(label)
         report.pop("point_broken_by")
         ideal = (report["forward_backward_per_image"] * n / limit["forward_backward"]["images_per_cpu_s"]
                  + report["forward_per_image"] * n / limit["forward"]["images_per_cpu_s"])
@@ -171,6 +181,8 @@ def main(argv=None) -> int:
     if "robust" in parts:
         model = load("convnet-mnist-pgd-trained", weights=args.robust)
         report, x_adv = autoattack(model, args.n, "convnet-mnist-pgd-trained")
+        record["robust"] = dict(weights=str(Path(args.robust).resolve()), **report)
+        save()
         keras.utils.set_random_seed(args.seed)
         x, y = x_all[:args.n], y_all[:args.n]
         pgd = get_attack("pgd", eps=0.3, steps=100, step_size=0.01, random_start=True, restarts=5,
@@ -190,6 +202,8 @@ def main(argv=None) -> int:
               f"({report['drop_from_pgd100x5_pp']} pp)", flush=True)
         save()
 
+    if not record.get("partial"):
+        record.pop("partial", None)
     record["summary"] = summarise(record)
     save()
     print(json.dumps(record["summary"], indent=2))

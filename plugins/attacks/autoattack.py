@@ -108,10 +108,11 @@ class AutoAttack(Attack):
         _, x_adv = self.evaluate(model, x, y)
         return x_adv if as_numpy else tf.constant(x_adv)
 
-    def evaluate(self, model, x, y=None, *, progress=None):
+    def evaluate(self, model, x, y=None, *, progress=None, on_stage=None):
         """``(report, x_adv)``: clean and robust accuracy, each stage's figures, who broke each point, warnings.
 
-        ``progress(stage, done, total)`` is called after every batch of a stage (``True`` prints a bar on stderr).
+        ``progress(stage, done, total)`` is called after every batch of a stage (``True`` prints a bar on stderr);
+        ``on_stage(stage_report)`` after every stage (long runs can record their figures as they come).
         """
         if progress is True:
             progress = StderrProgress()
@@ -168,6 +169,8 @@ class AutoAttack(Attack):
                 name=label, attacked=int(len(rows)), broken=broken, robust_accuracy=float(robust.mean()),
                 wall_s=round(time.perf_counter() - t_wall, 2), cpu_s=round(time.process_time() - t_cpu, 2),
                 **{k: after[k] - before[k] for k in after}))
+            if on_stage:
+                on_stage(dict(report["stages"][-1]))
 
         report["robust_accuracy"] = float(robust.mean())
         report["broken_by"] = {s["name"]: s["broken"] for s in report["stages"]}
