@@ -153,6 +153,8 @@ class AutoAttack(Attack):
             t_wall, t_cpu = time.perf_counter(), time.process_time()
             before = _counters(attack)
             broken = 0
+            if progress:
+                progress(label, 0, len(rows))
             for i in range(0, len(rows), bs):
                 idx = rows[i:i + bs]
                 xa = np.asarray(attack(model, xs[idx], y[idx]), np.float32)
