@@ -133,6 +133,18 @@ SWEEP = {
         "base-path": EXPORT + ["--base-path", "/models\nconfig {{"],
     },
     "demo": {"out-file": ["demo", "--out", "{file}"], "unknown-option": ["demo", "--fast"]},
+    "robustness": {
+        "name": ["robustness", "nope", "--weights", "{convnet}"],
+        "weights": ["robustness", "convnet-digits", "--weights", "{missing}"],
+        "not-a-classifier": ["robustness", "vae-digits", "--weights", "{vae}"],
+        "norm": ["robustness", "convnet-digits", "--weights", "{convnet}", "--norm", "l1"],
+        "eps": ["robustness", "convnet-digits", "--weights", "{convnet}", "--eps", "-1"],
+        "n": ["robustness", "convnet-digits", "--weights", "{convnet}", "--n", "0"],
+        "version": ["robustness", "convnet-digits", "--weights", "{convnet}", "--version", "fast"],
+        "batch-size": ["robustness", "convnet-digits", "--weights", "{convnet}", "--batch-size", "0"],
+        "data-dir": ["robustness", "convnet-digits", "--weights", "{convnet}", "--data-dir", "{missing}"],
+        "seed": ["robustness", "convnet-digits", "--weights", "{convnet}", "--seed", "-1"],
+    },
     "pack": {
         "run-dir": ["pack", "{missing}", "--out", "{dir}/packs"],
         "out-file": ["pack", "{convnet}", "--out", "{file}"],

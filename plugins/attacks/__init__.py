@@ -42,6 +42,9 @@ ATTACKS = {
     "cw": ("cw", "CarliniWagnerL2"),
     "deepfool": ("deepfool", "DeepFool"),
     "square": ("square", "Square"),
+    "apgd": ("apgd", "APGD"),
+    "fab": ("fab", "FAB"),
+    "autoattack": ("autoattack", "AutoAttack"),
 }
 
 

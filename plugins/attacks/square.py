@@ -3,7 +3,10 @@ model's outputs, never its gradients.
 
 Start from vertical stripes of ±ε; each of ``steps`` queries replaces one random square window
 (side shrinking on the paper's schedule from ``p_init`` of the image area) by ±ε per channel and
-keeps the change for the examples whose loss went down. Loss: the margin Z_y − max_{j≠y} Z_j
+keeps the change for the examples whose loss went down. The schedule halves the window's area
+after 10, 50, 200, 500, 1,000, 2,000, 4,000, 6,000 and 8,000 queries: ``schedule="rescaled"``
+(the Square paper's code) stretches those counts to the ``steps`` budget as if it were 10,000;
+``schedule="fixed"`` (AutoAttack's, ``resc_schedule=False``) keeps them as query counts. Loss: the margin Z_y − max_{j≠y} Z_j
 (untargeted) or cross-entropy to the target (targeted); for a model with only ``attack_loss``, −E
 (untargeted) or E(target) − E(y) (targeted). With ``early_exit`` (the default, as in the paper)
 fooled examples stop querying.
@@ -16,16 +19,17 @@ from zoo import ConfigError
 
 from zoo_plugins.attacks.base import Attack, check_bool, check_int, check_norm, check_number, project
 
-# (fraction of the run, divisor of p_init) — the paper's schedule, stated for 10,000 queries.
-_SCHEDULE = ((0.001, 1), (0.005, 2), (0.02, 4), (0.05, 8), (0.1, 16), (0.2, 32), (0.4, 64), (0.6, 128),
-             (0.8, 256), (1.0, 512))
+# (last query, divisor of p_init) — the paper's schedule, stated for 10,000 queries.
+_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
+             (8000, 256))
+SCHEDULES = ("rescaled", "fixed")
 
 
 class Square(Attack):
     name = "square"
 
-    def __init__(self, *, eps=0.3, norm="inf", steps=1000, p_init=0.8, clip=(0.0, 1.0), early_exit=True,
-                 step_size=None, random_start=True, restarts=1, batch_size=None, jit_compile=False):
+    def __init__(self, *, eps=0.3, norm="inf", steps=1000, p_init=0.8, schedule="rescaled", clip=(0.0, 1.0),
+                 early_exit=True, step_size=None, random_start=True, restarts=1, batch_size=None, jit_compile=False):
         check_norm(self.name, norm, allowed=("inf",))
         if step_size is not None or restarts != 1 or random_start is not True:
             raise ConfigError("square: step_size and restarts are not used (the square size follows p_init), "
@@ -35,6 +39,9 @@ class Square(Attack):
         self.steps = check_int(self.name, "steps", steps)
         self.p_init = check_number(self.name, "p_init", p_init, low_open=True, high=1.0)
         self.early_exit = check_bool(self.name, "early_exit", early_exit)
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"square: schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        self.schedule = schedule
 
     def _loss(self, objective, x_adv, y, target):
         """(loss to minimise, success) for a batch, from forward passes only."""
@@ -53,7 +60,33 @@ class Square(Attack):
         success = objective.success(labels, y, target) if labels is not None else tf.zeros_like(loss, tf.bool)
         return loss, success
 
+    @property
+    def queries(self):
+        """Model queries (forward passes of one example) of every eager call so far."""
+        return getattr(self, "_queries", 0)
+
     def _attack(self, objective, x, y, target):
+        return self._search(objective, x, y, target)[0]
+
+    def _graph(self, objective, targeted):
+        if not tf.executing_eagerly():
+            return super()._graph(objective, targeted)
+        cache = self._compiled.setdefault(objective.model, {})
+        key = ("eager", targeted)
+        if key not in cache:
+            search = tf.function(lambda x, y, t: self._search(objective, x, y, t if targeted else None),
+                                 reduce_retracing=True, jit_compile=self.jit_compile)
+
+            def run(x, y, target):
+                x_adv, queries = search(x, y, target)
+                self._queries = self.queries + int(tf.reduce_sum(queries))
+                return x_adv
+
+            cache[key] = run
+        return cache[key]
+
+    def _search(self, objective, x, y, target):
+        """(adversarial batch, model queries per example: the start plus one per iteration it took part in)."""
         if x.shape.rank != 4:
             raise ConfigError(f"square attacks images (batch, height, width, channels), got rank {x.shape.rank}")
         eps = self.eps
@@ -63,12 +96,14 @@ class Square(Attack):
         loss, done = self._loss(objective, x_best, y, target)
         ta_all = target
 
-        def body(i, x_best, loss, done):
+        def body(i, x_best, loss, done, queries):
             # Square side from the schedule: sqrt(p·h·w) pixels, at least 1, at most h − 1.
-            frac = tf.cast(i, tf.float32) / float(self.steps)
+            it = tf.cast(i, tf.float32)
+            if self.schedule == "rescaled":
+                it = tf.floor(it / float(self.steps) * 10000.0)
             divisor = tf.constant(512.0)
             for bound, d in reversed(_SCHEDULE):
-                divisor = tf.where(frac <= bound, float(d), divisor)
+                divisor = tf.where(it <= bound, float(d), divisor)
             side = tf.cast(tf.round(tf.sqrt(self.p_init / divisor * hw)), tf.int32)
             side = tf.clip_by_value(side, 1, tf.maximum(tf.minimum(h, w) - 1, 1))
             active = tf.where(tf.logical_not(done))[:, 0] if self.early_exit else tf.range(tf.cast(n, tf.int64))
@@ -92,9 +127,10 @@ class Square(Attack):
             loss = tf.tensor_scatter_nd_update(loss, idx, tf.where(better, new_loss, old_loss))
             done = tf.tensor_scatter_nd_update(done, idx, tf.logical_or(tf.gather(done, active),
                                                                         tf.logical_and(better, success)))
-            return i + 1, x_best, loss, done
+            queries = tf.tensor_scatter_nd_add(queries, idx, tf.ones_like(active, tf.int32))
+            return i + 1, x_best, loss, done, queries
 
-        cond = (lambda i, xb, l, d: tf.logical_and(i < self.steps, tf.logical_not(tf.reduce_all(d)))) \
+        cond = (lambda i, xb, l, d, q: tf.logical_and(i < self.steps, tf.logical_not(tf.reduce_all(d)))) \
             if self.early_exit else (lambda i, *_: i < self.steps)
-        _, x_best, _, _ = tf.while_loop(cond, body, (tf.constant(0), x_best, loss, done))
-        return x_best
+        _, x_best, _, _, queries = tf.while_loop(cond, body, (tf.constant(0), x_best, loss, done, tf.ones([n], tf.int32)))
+        return x_best, queries
