@@ -64,3 +64,40 @@ def _fresh_plugins(monkeypatch):
     zoo.plugins.reset()
     yield
     zoo.plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The embedded digits: ``(x_train, y_train, x_test, y_test)``."""
+    from zoo.data import load_dataset
+
+    d = load_dataset("digits")
+    return (*d.arrays("train"), *d.arrays("test"))
+
+
+@pytest.fixture(scope="session")
+def attack_models(digits_split):
+    """Trained once for every attack test: ``convnet`` (a zoo ConvNet with logit outputs),
+    ``sequential`` (a plain Keras softmax model without ``.logits``) and ``twin`` (its logit twin,
+    same weights, ``output_kind = "logits"``)."""
+    import keras
+
+    from zoo import load
+
+    x_train, y_train = digits_split[:2]
+    keras.utils.set_random_seed(0)
+    convnet = load("convnet", input_shape=(8, 8, 1), filters=(8, 16), dense=(32,), output="logits", compile=False)
+    convnet.compile(optimizer=keras.optimizers.Adam(0.01),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    sequential = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax")])
+    sequential.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for model in (convnet, sequential):
+        model.fit(x_train, y_train, epochs=8, batch_size=64, verbose=0)
+    twin = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                             keras.layers.Flatten(), keras.layers.Dense(10)])
+    for a, b in zip(twin.layers, sequential.layers):
+        a.set_weights(b.get_weights())
+    twin.output_kind = "logits"
+    return {"convnet": convnet, "sequential": sequential, "twin": twin}

@@ -14,38 +14,14 @@ N = 48
 
 
 @pytest.fixture(scope="module")
-def data():
-    from zoo.data import load_dataset
-
-    d = load_dataset("digits")
-    x_train, y_train = d.arrays("train")
-    x_test, y_test = d.arrays("test")
+def data(digits_split):
+    x_train, y_train, x_test, y_test = digits_split
     return x_train, y_train, x_test[:N], y_test[:N]
 
 
 @pytest.fixture(scope="module")
-def models(data):
-    """A zoo ConvNet with logit outputs, a Keras softmax Sequential and its logit twin (same weights)."""
-    import keras
-
-    from zoo import load
-
-    x_train, y_train, _, _ = data
-    keras.utils.set_random_seed(0)
-    convnet = load("convnet", input_shape=(8, 8, 1), filters=(8, 16), dense=(32,), output="logits", compile=False)
-    convnet.compile(optimizer=keras.optimizers.Adam(0.01),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    softmax = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                                keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
-    softmax.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    for model in (convnet, softmax):
-        model.fit(x_train, y_train, epochs=8, batch_size=64, verbose=0)
-    twin = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                             keras.layers.Flatten(), keras.layers.Dense(10)])
-    for a, b in zip(twin.layers, softmax.layers):
-        a.set_weights(b.get_weights())
-    twin.output_kind = "logits"
-    return {"convnet": convnet, "softmax": softmax, "twin": twin}
+def models(attack_models):
+    return {"convnet": attack_models["convnet"], "softmax": attack_models["sequential"], "twin": attack_models["twin"]}
 
 
 def accuracy(model, x, y):

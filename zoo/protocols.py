@@ -64,10 +64,9 @@ class Exportable(Protocol):
 _TINY = 1e-30
 
 
-def logits_from_probabilities(p):
-    """Class scores whose softmax is ``p``: Keras's cached logits when available (exact), else the
-    Softmax op's input in a graph, else ``ln max(p, tiny)`` (an opaque probability model: exact up to
-    a per-example constant, which softmax and margins ignore)."""
+def exact_logits_of(p):
+    """The logits behind a probability tensor ``p`` if they can be recovered exactly — Keras's
+    cached pre-softmax tensor, or the input of a Softmax op in a graph — else ``None``."""
     import tensorflow as tf
 
     logits = getattr(p, "_keras_logits", None)
@@ -75,6 +74,18 @@ def logits_from_probabilities(p):
         return tf.cast(logits, tf.float32)
     if not tf.executing_eagerly() and hasattr(p, "op") and p.op.type == "Softmax":
         return tf.cast(p.op.inputs[0], tf.float32)
+    return None
+
+
+def logits_from_probabilities(p):
+    """Class scores whose softmax is ``p``: the exact logits when recoverable, else
+    ``ln max(p, tiny)`` (an opaque probability model: exact up to a per-example constant, which
+    softmax and margins ignore)."""
+    import tensorflow as tf
+
+    logits = exact_logits_of(p)
+    if logits is not None:
+        return logits
     return tf.math.log(tf.maximum(tf.cast(p, tf.float32), _TINY))
 
 

@@ -103,13 +103,17 @@ class TrainStep:
         if self.params is not None and not dataclasses.is_dataclass(self.params):
             raise TypeError("TrainStep.params must be a dataclass (or None)")
 
-    def __call__(self, model, recipe, where: str = "train.step_params"):
-        """Check ``recipe.step_params`` and the model, then build what ``fit`` trains."""
+    def check_params(self, step_params: dict, where: str = "train.step_params"):
+        """``step_params`` checked against :attr:`params` (as they are when ``params`` is None)."""
         from zoo.validate import check
 
+        return step_params if self.params is None else check(self.params, step_params, where)
+
+    def __call__(self, model, recipe, where: str = "train.step_params"):
+        """Check ``recipe.step_params`` and the model, then build what ``fit`` trains."""
         if self.accepts is not None and (reason := self.accepts(model)):
             raise ConfigError(f"train step {recipe.step!r} cannot train {type(model).__name__}: {reason}")
-        params = recipe.step_params if self.params is None else check(self.params, recipe.step_params, where)
+        params = self.check_params(recipe.step_params, where)
         try:
             trained = _resolve(self.build)(model, recipe, params)
         except ConfigError as exc:  # a build names "train.step_params"; the caller knows which preset's

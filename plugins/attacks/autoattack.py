@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import ConfigError, get_attack
+from zoo.protocols import exact_logits_of
 
 from zoo_plugins.attacks.apgd import dlr_loss
 from zoo_plugins.attacks.base import Attack, check_int, check_norm, check_number
@@ -244,14 +245,14 @@ class AutoAttack(Attack):
 def _logits_recoverable(model, x, out):
     """Whether the attack graphs see logits behind probability outputs: Keras's cached pre-softmax
     tensor, or a Softmax op at the output of the traced graph."""
-    if getattr(out, "_keras_logits", None) is not None:
+    if exact_logits_of(out) is not None:
         return True
     seen = []
 
     @tf.function
     def probe(v):
         p = model(v, training=False)
-        seen.append(getattr(p, "_keras_logits", None) is not None or (hasattr(p, "op") and p.op.type == "Softmax"))
+        seen.append(exact_logits_of(p) is not None)
         return p
 
     probe(x)

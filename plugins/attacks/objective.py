@@ -15,18 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-_TINY = 1e-30
-
-
-def log_probabilities(p):
-    """Class scores whose softmax is ``p``: Keras's cached logits when available, else ln p."""
-    logits = getattr(p, "_keras_logits", None)
-    if logits is not None:
-        return tf.cast(logits, tf.float32)
-    if not tf.executing_eagerly() and hasattr(p, "op") and p.op.type == "Softmax":
-        return tf.cast(p.op.inputs[0], tf.float32)
-    # ln p differs from the logits by a per-example constant, which softmax and margins ignore.
-    return tf.math.log(tf.maximum(tf.cast(p, tf.float32), _TINY))
+from zoo.protocols import class_logits
 
 
 def labels_equal(a, b):
@@ -61,14 +50,9 @@ class Objective:
 
     def scores(self, x):
         """Class scores (logits up to a per-example constant), shape (batch, classes)."""
-        if self.kind == "logits_method":
-            return tf.cast(self.model.logits(x, training=False), tf.float32)
         if self.kind == "attack_loss":
             raise TypeError("this model defines only attack_loss, not class scores")
-        out = self.model(x, training=False)
-        if self.kind == "logit_outputs":
-            return tf.cast(out, tf.float32)
-        return log_probabilities(out)
+        return class_logits(self.model, x, training=False)
 
     def loss(self, x, y, target=None, targeted_loss="target"):
         """``(objective to ascend per example, scores or None)``.

@@ -83,7 +83,9 @@ def train(
         raise ConfigError(f"{name!r} is an architecture without a preset: name a dataset (--dataset)")
     recipe = _recipe(preset, recipe, epochs=epochs, batch_size=batch_size)
     dataset_args = dataset_params(dataset_args)
-    model_config(spec, preset, None, overrides)  # a bad override is refused before any data is read
+    # bad overrides and step_params are refused before any data is read
+    model_config(spec, preset, None, overrides)
+    _check_step_params(recipe, f"{_where(name, preset)}: train.step_params")
 
     dist = make_strategy(strategy, cpu_replicas)  # first: logical CPU devices must exist before TF starts
     keras.utils.set_random_seed(seed)
@@ -159,6 +161,14 @@ def _recipe(preset, recipe, **fields) -> TrainRecipe:
         base = check(TrainRecipe, recipe if isinstance(recipe, dict) else dataclasses.asdict(recipe), "recipe")
     given = {k: v for k, v in fields.items() if v is not None}
     return check(TrainRecipe, {**dataclasses.asdict(base), **given}, "training recipe (--epochs, --batch-size)")
+
+
+def _check_step_params(recipe, where) -> None:
+    from zoo.plugins import get_plugin_manager
+
+    kind = get_plugin_manager().train_steps().get(recipe.step)
+    if kind is not None:  # "auto" and unknown kinds are settled when the model exists
+        kind.check_params(recipe.step_params, where)
 
 
 def _build(spec, config, recipe, strategy, mixed_precision, jit_compile, where):

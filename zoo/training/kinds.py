@@ -182,20 +182,22 @@ def _minimax(model, recipe, params):
 class _SplitParams(TrainStep):
     """Adversarial kinds: their own fields are declared, every other key goes to the attack."""
 
+    def check_params(self, step_params: dict, where: str = "train.step_params"):
+        return super().check_params(self.params.split(dict(step_params)), where)
+
     def __call__(self, model, recipe, where: str = "train.step_params"):
         import dataclasses as dc
         import difflib
 
         from zoo.errors import ConfigError
 
-        split = dc.replace(recipe, step_params=self.params.split(dict(recipe.step_params)))
         try:
-            return super().__call__(model, split, where)
+            return super().__call__(model, recipe, where)
         except ConfigError as exc:
             if str(exc).startswith(where):
                 raise
             own = sorted(f.name for f in dc.fields(self.params) if f.name != "attack_params")
-            close = [m for key in split.step_params["attack_params"]
+            close = [m for key in self.params.split(dict(recipe.step_params))["attack_params"]
                      for m in difflib.get_close_matches(key, own, n=1)]
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: {exc} (the step's own fields: {', '.join(own)}){hint}") from None
