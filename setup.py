@@ -52,7 +52,7 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.80"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.0", "hypothesis>=6.80"],
         "bench": ["cleverhans>=4.0", "adversarial-robustness-toolbox>=1.17"],
     },
     entry_points={

@@ -1,11 +1,15 @@
 """The README's main job, as a user runs it: `zoo demo` in a fresh process on the embedded data
-finishes, writes its outputs, and prints nothing on stderr that is not zoo's own."""
+finishes, writes its outputs, and prints nothing on stderr that is not zoo's own. It trains three
+models for about two minutes, so it is marked slow (outside the default run, like the reproductions)."""
 import json
 import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # two minutes of training: run with `pytest -m slow tests/test_demo.py`
 def test_zoo_demo_runs_quietly_and_writes_its_outputs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_RAW_STDERR")}
     code = "import sys; from zoo.cli import main; sys.argv = ['zoo'] + sys.argv[1:]; sys.exit(main())"
