@@ -37,7 +37,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from timing import Timer

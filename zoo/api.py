@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
-from pathlib import Path
 
 from zoo.errors import ConfigError, PluginError, UnknownNameError, ZooError
 from zoo.plugins import get_plugin_manager

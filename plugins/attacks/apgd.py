@@ -28,7 +28,6 @@ reference compares it with an unwritten zero, a wrap-around index).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import tensorflow as tf

@@ -1,6 +1,5 @@
 """zoo generate NAME --weights DIR: draw samples from a trained generative model into a PNG grid."""
 from zoo.cli import WEIGHTS_HELP, check_output, print_json, seed_type
-from zoo.errors import ConfigError
 
 
 def add_parser(sub):

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from zoo.errors import ConfigError, DataError, UnknownNameError, ZooError  # noqa: F401  (DataError re-exported)
+from zoo.errors import ConfigError, DataError, ZooError  # noqa: F401  (DataError re-exported)
 from zoo.validate import check_call
 
 

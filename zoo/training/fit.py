@@ -18,7 +18,7 @@ from zoo.files import atomic_save_weights, atomic_write_text, strict_json
 from zoo.packs.provenance import record_training
 from zoo.registry import TrainRecipe
 from zoo.training.checkpoint import EpochCheckpoint
-from zoo.training.run import (CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, SEED, WEIGHTS_FILE, RunLock, RunRecord,
+from zoo.training.run import (CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, SEED, WEIGHTS_FILE, RunLock,
                               check_epochs, check_same_run, read_run_record, record_of, write_run_record)
 from zoo.validate import check, check_value
 

@@ -5,8 +5,6 @@ can add an objective exactly as it adds a model or an attack.
 """
 from __future__ import annotations
 
-from zoo.training.kinds import make_optimizer  # noqa: F401  (the one optimizer factory, re-exported)
-
 
 def trainer_for(model, recipe, where: str = "train.step_params"):
     """The compiled ``keras.Model`` that ``fit`` trains for ``recipe``: ``model`` itself (kinds
