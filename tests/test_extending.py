@@ -229,11 +229,21 @@ class _Broken:
         model.num_classes = int(num_classes)
         return model
 
+    @staticmethod
+    def plain(hidden=4):
+        """A Keras classifier with no zoo attributes at all (no num_classes, no logits)."""
+        import keras
+
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(int(hidden), activation="relu"),
+                                 keras.layers.Dense(10, activation="softmax")])
+
     @zoo.hookimpl
     def zoo_models(self):
         import numpy as np
 
         return [zoo.ModelSpec("explodes", self.explode), zoo.ModelSpec("returns-none", self.nothing),
+                zoo.ModelSpec("plain-keras", self.plain),
                 zoo.ModelSpec("numpy-defaults", self.mlp,
                               defaults={"hidden": np.int64(4), "num_classes": np.int32(10), "input_shape": (8, 8, 1)})]
 
@@ -264,3 +274,11 @@ def test_numpy_values_in_plugin_defaults_are_written_as_json(broken_plugin, tmp_
     record = json.loads((out / "config.json").read_text())
     assert record["config"] == {"hidden": 4, "num_classes": 10, "input_shape": [8, 8, 1]}
     json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_a_plain_keras_classifier_from_a_plugin_trains_with_the_supervised_kind(broken_plugin, capsys):
+    from zoo.cli import main
+
+    assert zoo.load("plain-keras").optimizer is not None  # "auto" -> supervised: compiled, ready for fit
+    assert main(["train", "plain-keras", "--dataset", "digits", "--epochs", "8", "--set", "hidden=32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] > 0.6

@@ -120,9 +120,12 @@ def make_optimizer(recipe, learning_rate=None):
 def _classifier(model):
     from zoo.protocols import Classifier
 
-    if not isinstance(model, Classifier):
-        return "it needs a classifier (num_classes and class-score outputs)"
-    return None
+    if isinstance(model, Classifier):
+        return None
+    outputs = getattr(model, "outputs", None)  # a plain Keras classifier: one (batch, classes) output
+    if outputs and len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) > 1:
+        return None
+    return "it needs a classifier (num_classes, or one (batch, classes) output)"
 
 
 def has_own_train_step(model) -> bool:
