@@ -317,6 +317,15 @@ def bench_art(args, load, get_attack, x_all, y_all, preset, weights):
                 load_average=dict(before=load_before, after=load_average()), methods=rows)
 
 
+def wall_limit(report) -> dict:
+    """The fastest wall time the run's passes allow on this machine: forward+backward and forward passes
+    spent ÷ their measured rates per wall second (all cores), against the measured wall time."""
+    rates, n = report["limit"]["rates"], report["n"]
+    ideal = (report["forward_backward_per_image"] * n / rates["forward_backward"]["images_per_s"]
+             + report["forward_per_image"] * n / rates["forward"]["images_per_s"])
+    return dict(ideal_wall_s=round(ideal, 1), limit_ratio_wall=round(ideal / report["wall_s"], 3))
+
+
 def summarise(record) -> dict:
     """The issue's done-when checks, from whichever parts have been measured."""
     out = {}
@@ -344,6 +353,7 @@ def summarise(record) -> dict:
                              broken_by=r["broken_by"], wall_s=r["wall_s"], cpu_s=r["cpu_s"],
                              forward_backward_per_image=r["forward_backward_per_image"],
                              forward_per_image=r["forward_per_image"], limit_ratio_cpu=r["limit"]["limit_ratio_cpu"],
+                             **wall_limit(r),
                              warnings=r["warnings"], target=r.get("target"))
             if part == "masked":
                 out[part]["pgd40_ce_accuracy"] = r["pgd40_ce_accuracy"]

@@ -183,8 +183,10 @@ class APGD(Attack):
             loss_checked=loss, reduced=tf.ones([n], tf.bool),
             x_fool=x0, fooled=fooled, frozen=tf.logical_or(done, fooled) if self.early_exit else done)
 
-    def _step(self, objective, i, period, x, y, target, goal, s):
-        """Iteration ``i`` (``period`` > 0 when it ends at a checkpoint) on every row; frozen rows keep their state."""
+    def _step(self, objective, i, period, x, y, target, goal, s, masked=True):
+        """Iteration ``i`` (``period`` > 0 when it ends at a checkpoint) on every row; frozen rows keep their
+        state. ``masked=False`` when the caller has removed every frozen row (the eager path), which
+        saves a select over each state tensor per step."""
         a = tf.where(i > 0, self.momentum, 1.0)
         step = _per_example(s["step"], x)
         if self.norm == "inf":
@@ -223,6 +225,8 @@ class APGD(Attack):
 
         if self.early_exit:
             new["frozen"] = tf.logical_or(s["frozen"], new["fooled"])
+        if not masked:
+            return new
         keep = s["frozen"]
         return {k: (v if k == "frozen" else tf.where(_per_example(keep, v) if v.shape.rank > 1 else keep, s[k], v))
                 for k, v in new.items()}
@@ -279,8 +283,8 @@ class APGD(Attack):
             def init(x, y, t, g, done, lt=loss_targeted):
                 return self._init(objective, x, y, t if lt else None, g if targeted else None, done)
 
-            def step(i, p, x, y, t, g, s, lt=loss_targeted):
-                return self._step(objective, i, p, x, y, t if lt else None, g if targeted else None, s)
+            def step(i, p, x, y, t, g, s, lt=loss_targeted):  # _run_rows drops frozen rows before each step
+                return self._step(objective, i, p, x, y, t if lt else None, g if targeted else None, s, masked=False)
 
             fns[loss_targeted] = (compiled(init), compiled(step))
         scores = tf.function(objective.scores, reduce_retracing=True)

@@ -44,40 +44,50 @@ def project_hyperplane(t, w, b, norm, lo, hi):
 
     Moving coordinate i by m_i ≥ 0 in the direction that closes the gap c = |w·t − b| changes w·t by
     |w_i|·m_i, and coordinate i has room p_i before the box. L∞ with radius λ moves m_i = min(λ, p_i);
-    L2 moves m_i = min(γ|w_i|, p_i). Either way the gap closed is a concave piecewise-linear function
-    of λ (γ) with breakpoints at p_i (p_i/|w_i|): sort the breakpoints, find the segment where it
-    reaches c and solve the linear piece. If the box cannot close the gap, go to the box corner.
+    L2 moves m_i = min(γ|w_i|, p_i). Either way the gap closed is Σ_i s_i·min(λ, k_i), a concave
+    piecewise-linear function with breakpoints k_i = p_i (p_i/|w_i|) and slopes s_i = |w_i| (w_i²):
+    sort the breakpoints, find the segment where it reaches c and solve the linear piece. If the box
+    cannot close the gap, go to the box corner.
+
+    Runs in NumPy through ``tf.numpy_function`` (inside graphs too): NumPy's vectorised sort is about
+    five times faster on CPU than TensorFlow's ``argsort``, and this projection is FAB's cost beside
+    the model's gradient.
     """
-    gap = tf.reduce_sum(w * t, axis=1) - b
-    flip = tf.where(gap >= 0, 1.0, -1.0)
-    w = w * flip[:, None]
-    c = gap * flip                          # ≥ 0: w·z must decrease by c
-    aw = tf.abs(w)
-    nonzero = aw > 0
-    room = tf.where(w > 0, t - lo, hi - t)   # coordinates with w > 0 go down, the others up
-    move_sign = tf.where(w > 0, -1.0, 1.0)
+    d = tf.numpy_function(lambda *a: _project_hyperplane(*a, norm=norm, lo=lo, hi=hi), [t, w, b], tf.float32,
+                          stateful=False)
+    return tf.ensure_shape(d, t.shape)
+
+
+def _project_hyperplane(t, w, b, *, norm, lo, hi):
+    rows, n = t.shape
+    gap = np.einsum("ij,ij->i", w, t) - b
+    w = w * np.where(gap >= 0, 1.0, -1.0).astype(np.float32)[:, None]   # now w·z must decrease by c ≥ 0
+    c = np.abs(gap)
+    down = (w > 0).astype(np.float32)                  # coordinates with w > 0 go down, the others up
+    room = (hi - t) + down * (2 * t - lo - hi)          # = t − lo going down, hi − t going up
+    aw = np.abs(w)
     if norm == "inf":
-        breaks, slope, full = room, aw, aw * room
+        breaks, slope = room, aw
     else:
-        breaks = tf.where(nonzero, room / tf.where(nonzero, aw, 1.0), _BIG)
-        slope, full = aw * aw, aw * room
-    order = tf.argsort(breaks, axis=1)
-    bs = tf.gather(breaks, order, batch_dims=1)
-    done = tf.cumsum(tf.gather(full, order, batch_dims=1), axis=1)           # saturated part up to k
-    rest = tf.cumsum(tf.gather(slope, order, batch_dims=1), axis=1, exclusive=True, reverse=True)  # slope after k
-    closed = done + bs * rest                                                 # gap closed at breakpoint k
-    k = tf.reduce_sum(tf.cast(closed < c[:, None], tf.int32), axis=1)         # first breakpoint closing it
-    n = tf.shape(t)[1]
-    kk = tf.minimum(k, n - 1)
-    done_before = tf.gather(done, kk, batch_dims=1) - tf.gather(tf.gather(full, order, batch_dims=1), kk, batch_dims=1)
-    slope_from = tf.gather(rest, kk, batch_dims=1) + tf.gather(tf.gather(slope, order, batch_dims=1), kk, batch_dims=1)
-    lam = tf.maximum((c - done_before) / tf.maximum(slope_from, 1e-30), 0.0)
+        slope = aw * aw
+        with np.errstate(divide="ignore"):
+            breaks = np.minimum(room / aw, _BIG)         # |w_i| = 0: never saturates
+    # (np.where and take_along_axis are several times slower than this arithmetic and flat take)
+    flat = np.argsort(breaks, axis=1) + (np.arange(rows) * n)[:, None]
+    bs, ss = breaks.take(flat), slope.take(flat)
+    done = np.cumsum(ss * bs, axis=1)                   # saturated part up to breakpoint k
+    rest = np.cumsum(ss[:, ::-1], axis=1)[:, ::-1] - ss  # slope after breakpoint k
+    k = np.sum(done + bs * rest < c[:, None], axis=1)   # the first breakpoint that closes the gap
+    at = np.arange(rows), np.minimum(k, n - 1)
+    done_before = done[at] - ss[at] * bs[at]
+    lam = np.maximum((c - done_before) / np.maximum(rest[at] + ss[at], 1e-30), 0.0).astype(np.float32)
     if norm == "inf":
-        m = tf.minimum(lam[:, None], room)
+        m = np.minimum(lam[:, None], room) * (aw > 0)
     else:
-        m = tf.minimum(lam[:, None] * aw, room)
-    m = tf.where((k >= n)[:, None], room, m)  # unreachable inside the box: the corner
-    return tf.where(nonzero, move_sign * m, 0.0)
+        m = np.minimum(lam[:, None] * aw, room)
+    corner = k >= n                                     # unreachable inside the box: the corner
+    m[corner] = (room * (aw > 0))[corner]
+    return m * (1 - 2 * down)
 
 
 class FAB(Attack):
