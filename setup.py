@@ -36,6 +36,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["zoo", "zoo.*"]) + plugin_packages,
     package_dir={"zoo_plugins": "plugins"},
+    # The shipped packs (tools/make_packs.py writes zoo/packs/shipped/<preset>/): every file type a
+    # pack may hold (zoo.packs.card.ALLOWED_SUFFIXES), so `pip install .` installs them whole.
+    package_data={"zoo.packs.shipped": ["*/*.json", "*/*.h5", "*/*.md", "*/*.txt", "*/*.png"]},
     cmdclass={"build_py": BuildWithRegistry},
     install_requires=[
         "tensorflow>=2.16",

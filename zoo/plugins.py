@@ -37,8 +37,9 @@ from zoo import hookspecs
 from zoo.errors import PluginError  # noqa: F401  (re-exported)
 from zoo.spec import ModelSpec, TrainStep
 
-#: Modules of the core that register like any plugin (datasette's DEFAULT_PLUGINS).
-BUILTIN_PLUGINS = ("zoo.models", "zoo.data.sources", "zoo.training.kinds")
+#: Modules of the core that register like any plugin (datasette's DEFAULT_PLUGINS); the shipped
+#: packs are among them so that ``weights="pretrained"`` works with autoloading disabled.
+BUILTIN_PLUGINS = ("zoo.models", "zoo.data.sources", "zoo.training.kinds", "zoo.packs.shipped")
 ENTRY_POINT_GROUP = "zoo"
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("zoo_"))
 

@@ -77,7 +77,8 @@ def best_offer(preset: str) -> Offer:
         f"no pretrained pack for {preset!r}"
         + (f" (offers that cannot be used: {broken})" if broken else "")
         + f"; installed plugins offer packs for: {', '.join(presets) or 'nothing'}. Install a weights plugin, "
-        f"pass a pack or URL as weights=, or train one: `zoo train {preset} --out RUN && zoo pack RUN --out PACKS`"
+        f"pass a pack or URL as weights=, or train one: `zoo train {preset} --out RUN && zoo pack RUN --out PACKS` "
+        f"(in a checkout, `python tools/make_packs.py --presets {preset}` makes the zoo's own shipped pack)"
     )
 
 
