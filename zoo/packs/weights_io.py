@@ -29,3 +29,15 @@ def load_weights(model, path, where: str) -> None:
     except (ValueError, KeyError, OSError) as exc:
         raise WeightsError(f"the weights in {where} do not fit the model built from its config: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def weight_arrays(path) -> dict:
+    """``{dataset path: numpy array}`` of a ``.weights.h5`` file, to compare weights by value (two
+    saves of the same weights differ in HDF5's bookkeeping bytes, so their hashes differ)."""
+    import h5py
+    import numpy as np
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
+    return out
