@@ -267,7 +267,7 @@ def make_packs(presets=None, *, jobs=1, runs=DEFAULT_RUNS, data_dir=DEFAULT_DATA
         try:
             statuses[p], card = pack_preset(p, runs / p, out, settings[p]["data_dir"])
         except Exception as exc:  # one failed preset must not lose the others' packs
-            failures[p] = f"packing: {type(exc).__name__}: {exc}"
+            failures[p] = f"packing: {type(exc).__name__}: {' '.join(str(exc).split())}"  # one line
             print(f"[packs] {p}: FAILED {failures[p]}", flush=True)
             return
         shown = ", ".join(f"{m['name']}{'(' + m['attack'] + ')' if m.get('attack') else ''}={m['value']:.4f}"
@@ -291,7 +291,7 @@ def make_packs(presets=None, *, jobs=1, runs=DEFAULT_RUNS, data_dir=DEFAULT_DATA
                 try:
                     record = future.result()
                 except Exception as exc:
-                    failures[p] = f"training: {type(exc).__name__}: {exc}"
+                    failures[p] = f"training: {type(exc).__name__}: {' '.join(str(exc).split())}"
                     print(f"[packs] {p}: FAILED {failures[p]}", flush=True)
                     continue
                 print(f"[packs] {p}: trained ({record['wall_seconds']} s wall, {record['cpu_seconds']} CPU s)", flush=True)
