@@ -11,7 +11,34 @@ def evaluate_model(spec, model, dataset, batch_size=256) -> dict:
     if spec.evaluate is not None:
         return {k: float(v) for k, v in spec.evaluate(getattr(model, "network", model), dataset).items()}
     results = model.evaluate(dataset.pipeline("test", batch_size), verbose=0, return_dict=True)
+    if hasattr(model, "probe_metrics"):  # a trainer's measures of the network's features (a nuisance probe)
+        results.update(model.probe_metrics(dataset))
     return {k: float(v) for k, v in results.items()}
+
+
+#: Training images a nuisance probe is fitted on (the first ones; tools/repro_las.py's protocol).
+PROBE_FIT = 2000
+
+
+def nuisance_probe_accuracy(network, dataset, batch_size=512, seed=0) -> float:
+    """Test accuracy of a fixed probe (``StandardScaler`` + ``LogisticRegression``) that reads
+    ``network.features(x)`` and predicts the dataset's nuisance label (``arrays`` gives
+    ``(x, y, nuisance)``), fitted on the first :data:`PROBE_FIT` training images. It is fitted
+    afresh on the network's frozen features, so unlike a trained adversary head it measures the
+    weights alone: chance level means the features carry no trace of the nuisance."""
+    import numpy as np
+
+    from zoo.models.speaker_probe import make_probe
+
+    def features(x):
+        return np.concatenate([np.asarray(network.features(x[i:i + batch_size], training=False)).reshape(
+            len(x[i:i + batch_size]), -1) for i in range(0, len(x), batch_size)])
+
+    x_fit, _, n_fit = dataset.arrays("train")
+    x_score, _, n_score = dataset.arrays("test")
+    fit = features(x_fit[:PROBE_FIT])
+    probe = make_probe("mean", fit.shape[1], seed).fit(fit, n_fit[:PROBE_FIT])
+    return float(probe.score(features(x_score), n_score))
 
 
 def attack_report(model, attack, x, y, *, target=None, batch_size=500) -> tuple[dict, object]:

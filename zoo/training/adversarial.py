@@ -74,6 +74,14 @@ class AdversarialTrainer(keras.Model):
         return self.network(x, training=training)
 
     @property
+    def attacked_metrics(self) -> tuple:
+        """The metrics ``evaluate`` measures on attacked inputs (a pack's card names the attack)."""
+        if not self.evaluate_adversarial:
+            return ()
+        mixed = self.beta is not None or self.alpha < 1  # the objective's loss has an attacked term
+        return ("loss", "adv_loss", "adv_accuracy") if mixed else ("adv_loss", "adv_accuracy")
+
+    @property
     def metrics(self):
         """Unscaled trackers: combined loss, clean accuracy, adversarial loss and accuracy."""
         return [self.loss_tracker, self.accuracy, self.adv_loss_tracker, self.adv_accuracy]

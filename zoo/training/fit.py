@@ -278,22 +278,52 @@ def _check_jit(strategy) -> None:
         )
 
 
+@dataclasses.dataclass
+class Evaluation:
+    """What :func:`evaluate_run` measured, and on what."""
+
+    metrics: dict  # name -> value, as `zoo evaluate` reports them
+    model: object  # what was evaluated: the network, or the recipe's trainer wrapping it
+    data: object  # the dataset measured on
+    dataset: str
+    dataset_args: dict
+    seed: int
+
+
 def evaluate(name: str | None, weights, *, data_dir=None, dataset: str | None = None,
              dataset_args: dict | None = None, batch_size: int = 256) -> dict:
-    """Metrics of a model trained into ``weights`` on its dataset's test split, measured as
-    training measured them (with the run's objective: accuracy under attack, adversary loss ...).
-    ``name`` may be ``None``: the run record names the preset. The run's recorded ``dataset_args``
-    apply (``dataset_args`` given here override them) unless another dataset is named."""
+    """Metrics of a model trained into ``weights`` (a run or pack directory, ...) on its dataset's
+    test split, measured as :func:`evaluate_run` measures them. ``name`` may be ``None``: the run
+    record names the preset."""
     from zoo.api import read_run
-    from zoo.training.steps import trainer_for
 
     run = read_run(weights, name)
     name = name or run["name"]
-    spec, _ = resolve(name)
     network = load(name, weights=weights, compile=False)
-    recipe = check(TrainRecipe, run.get("recipe", {}), f"{weights}: {RUN_FILE}: recipe")
-    model = trainer_for(network, recipe, f"{weights}: {RUN_FILE}: recipe.step_params")
-    same_dataset = dataset is None or dataset == run["dataset"]
-    args = {**((run.get("dataset_args") or {}) if same_dataset else {}), **dataset_params(dataset_args)}
-    data = load_dataset(dataset or run["dataset"], data_dir=data_dir, seed=run.get("seed", 0), **args)
-    return evaluate_model(spec, model, data, batch_size)
+    return evaluate_run(name, network, run, data_dir=data_dir, dataset=dataset, dataset_args=dataset_args,
+                        batch_size=batch_size, where=f"{weights}: {RUN_FILE}").metrics
+
+
+def evaluate_run(name: str, network, run: dict, *, data_dir=None, dataset: str | None = None,
+                 dataset_args: dict | None = None, batch_size: int = 256, where: str = RUN_FILE) -> Evaluation:
+    """Test-split metrics of ``network`` (the model ``name`` trained in the run recorded by ``run``,
+    its ``config.json``), measured as training measured them: through the run's recipe's trainer,
+    so the objective's own metrics (accuracy under the training attack, a nuisance probe) come too;
+    on the run's dataset with its recorded ``dataset_args`` (``dataset_args`` given here override
+    them; naming another ``dataset`` drops them); under the run's seed, so a random evaluation (PGD's
+    random start, a VAE's posterior sample) gives the same figures every time. ``zoo evaluate`` and
+    ``zoo pack`` both measure through here, so a pack's card and ``zoo evaluate`` agree."""
+    import keras
+
+    from zoo.training.steps import trainer_for
+
+    spec, _ = resolve(name)
+    recipe = check(TrainRecipe, run.get("recipe", {}), f"{where}: recipe")
+    model = trainer_for(network, recipe, f"{where}: recipe.step_params")
+    dataset_name = dataset or run["dataset"]
+    args = {**((run.get("dataset_args") or {}) if dataset_name == run["dataset"] else {}), **dataset_params(dataset_args)}
+    seed = int(run.get("seed", 0))
+    data = load_dataset(dataset_name, data_dir=data_dir, seed=seed, **args)
+    keras.utils.set_random_seed(seed)
+    metrics = evaluate_model(spec, model, data, batch_size)
+    return Evaluation(metrics, model, data, dataset_name, args, seed)

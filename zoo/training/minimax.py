@@ -93,6 +93,10 @@ class MinimaxTrainer(keras.Model):
         main_objective: ``"negative"`` (main net ascends E_adversary) or ``"confusion"``.
     """
 
+    #: Metrics of the trainer's own state, not of the network: the adversary heads (which a pack
+    #: does not hold, so a reloaded network is measured against fresh ones) and λ's schedule.
+    state_metrics = ("adversary_loss", "adversary_accuracy", "lambda")
+
     def __init__(self, network, heads, layers, nuisance, form="minimax", lam=1.0, schedule=None, ramp_steps=1000,
                  adversary_steps=1, reinit_every=0, main_objective="negative", **kwargs):
         super().__init__(**kwargs)
@@ -251,6 +255,15 @@ class MinimaxTrainer(keras.Model):
         primary, hidden, correct = self.main_outputs(x, y, False)
         adversary, logits_all = self.adversary_terms(hidden, nuisance)
         return self._report(primary, adversary, logits_all, nuisance, None, correct)
+
+    def probe_metrics(self, dataset) -> dict:
+        """``{"<nuisance>_probe_accuracy": ...}``: how much of the nuisance a probe fitted afresh on
+        a classifier's frozen features finds (a LAS network's own evaluation probes it instead)."""
+        from zoo.evaluation import nuisance_probe_accuracy
+
+        if hasattr(self.network, "adversarial_outputs"):
+            return {}
+        return {f"{self.nuisance}_probe_accuracy": nuisance_probe_accuracy(self.network, dataset)}
 
     def _report(self, primary, adversary, logits_all, nuisance, lam, correct):
         self.primary_tracker.update_state(primary)
