@@ -57,16 +57,12 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
     ``version`` defaults to the next version after ``previous`` (a pack directory or archive of the
     same preset; see :func:`zoo.packs.card.next_version`), or ``1.0.0``.
     """
-    import keras
     import numpy as np
 
-    from zoo.api import compile_network, load, model_config, resolve
-    from zoo.registry import TrainRecipe
-    from zoo.validate import check
-    from zoo.data import load_dataset
+    from zoo.api import load, model_config, resolve
     from zoo.packs.store import resolve_weights
     from zoo.packs.weights_io import load_weights, save_weights
-    from zoo.evaluation import evaluate_model
+    from zoo.training.fit import evaluate_run
 
     run_dir = Path(run_dir)
     local = resolve_weights(run_dir)
@@ -97,19 +93,15 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
         (staging / CONFIG_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
         provenance = _read_json(run_dir / PROVENANCE_FILE)
         data_dir = data_dir if data_dir is not None else provenance.get("data_dir")  # where it was trained from
-        seed = int(run.get("seed", 0))
-        keras.utils.set_random_seed(seed)
         model = load(name, compile=False, **run["config"])
         load_weights(model, staging / WEIGHTS_FILE, str(staging))
-        compile_network(model, check(TrainRecipe, run["recipe"], f"{run_dir}/config.json: recipe"))
-        data = load_dataset(run["dataset"], data_dir=data_dir, seed=seed)
-        keras.utils.set_random_seed(seed)
-        measured = evaluate_model(spec, model, data, batch_size)
+        # measured exactly as `zoo evaluate --weights PACK` measures it, so the two agree
+        evaluation = evaluate_run(name, model, run, data_dir=data_dir, batch_size=batch_size,
+                                  where=f"{run_dir}/{CONFIG_FILE}")
+        data, seed = evaluation.data, evaluation.seed
         sizes = {k: int(v) for k, v in (data.info.get("sizes") or {}).items()}
-        kind = {"classifier": "clean", "las": "speech"}.get(spec.family, "generative")
-        metrics = [dict(name=k, value=float(v), split="test", n=sizes.get("test", 1), dataset=run["dataset"], kind=kind)
-                   for k, v in sorted(measured.items())]
-        metrics += [_robustness(model, data, a, run["dataset"], seed) for a in attacks]
+        metrics = card_metrics(spec, evaluation, run["recipe"], sizes.get("test", 1))
+        metrics += [_robustness(model, data, a, evaluation.dataset, seed) for a in attacks]
 
         checksum = data_checksum(data)
         trained_on = provenance.get("data_sha256")
@@ -130,7 +122,7 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
             inputs=[],
             outputs=[],
             dataset=dict(name=run["dataset"], source=str(data.info.get("source", "")) or run["dataset"], splits=sizes,
-                         sha256=checksum, checksum_of=f"{DATA_SPLIT} split arrays"),
+                         sha256=checksum, checksum_of=f"{DATA_SPLIT} split arrays", args=evaluation.dataset_args),
             recipe=dict(
                 command=train_command(run, spec, preset, model_config, provenance.get("data_dir")),
                 seed=seed,
@@ -173,6 +165,8 @@ def train_command(run: dict, spec, preset, model_config, data_dir=None) -> str:
     parts = ["zoo", "train", run.get("name") or run["architecture"]]
     if preset is None or run["dataset"] != preset.dataset:
         parts += ["--dataset", run["dataset"]]
+    for key, value in sorted((run.get("dataset_args") or {}).items()):
+        parts += ["--dataset-arg", f"{key}={_yaml(value)}"]
     if data_dir:
         parts += ["--data-dir", str(data_dir)]
     for key, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size")):
@@ -229,6 +223,21 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def card_metrics(spec, evaluation, recipe: dict, n: int) -> list[dict]:
+    """The card's entries for what ``zoo evaluate`` measured (``evaluation``, of ``n`` test
+    examples), under the names it reports them by. Metrics of the trainer's own state (a minimax
+    trainer's adversary heads and λ, which the pack does not hold) are left out; metrics the trainer
+    measures on attacked inputs are robustness entries naming the recipe's attack."""
+    kind = {"classifier": "clean", "las": "speech"}.get(spec.family, "generative")
+    left_out = getattr(evaluation.model, "state_metrics", ())
+    attacked = getattr(evaluation.model, "attacked_metrics", ())
+    attack = _attack_fields(recipe["step_params"]["attack"], evaluation.model.attack, {}) if attacked else {}
+    return [dict(name=k, value=float(v), split="test", n=n, dataset=evaluation.dataset,
+                 **(dict(kind="robustness", **attack) if k in attacked else dict(kind=kind)),
+                 measured_by="zoo evaluate", seed=evaluation.seed)
+            for k, v in sorted(evaluation.metrics.items()) if k not in left_out]
+
+
 def _robustness(model, data, spec: AttackSpec, dataset: str, seed: int) -> dict:
     """Accuracy under ``spec``'s attack on the first ``n`` test images."""
     import keras
@@ -241,13 +250,18 @@ def _robustness(model, data, spec: AttackSpec, dataset: str, seed: int) -> dict:
     x, y = x[: spec.n], y[: spec.n]
     keras.utils.set_random_seed(seed)
     report, _ = attack_report(model, attack, x, y)
-    params = {k: v for k, v in attack.params().items() if k != "eps"}
-    eps = attack.params().get("eps", spec.params.get("eps"))
-    if eps is None:
-        raise WeightsError(f"attack {spec.attack!r} has no eps; a robustness metric states its ε")
     return dict(name="adv_accuracy", value=float(report["adv_accuracy"]), split="test", n=int(report["n"]),
-                dataset=dataset, kind="robustness", attack=spec.attack, eps=float(eps),
-                params=json.loads(json.dumps(params, default=str)))
+                dataset=dataset, kind="robustness", **_attack_fields(spec.attack, attack, spec.params),
+                measured_by="zoo pack", seed=seed)
+
+
+def _attack_fields(name: str, attack, given: dict) -> dict:
+    """A robustness entry's ``attack``, ``eps`` and ``params`` (the attack's other parameters)."""
+    params = {k: v for k, v in attack.params().items() if k != "eps"}
+    eps = attack.params().get("eps", given.get("eps"))
+    if eps is None:
+        raise WeightsError(f"attack {name!r} has no eps; a robustness metric states its ε")
+    return dict(attack=name, eps=float(eps), params=json.loads(json.dumps(params, default=str)))
 
 
 def describe_io(spec, model, config: dict, info: dict) -> tuple[list, list]:

@@ -38,6 +38,7 @@ VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 OUTPUT_KINDS = ("probabilities", "logits", "images", "reconstruction", "text", "distribution", "scores")
 METRIC_KINDS = ("clean", "robustness", "generative", "speech")
+MEASURED_BY = ("zoo evaluate", "zoo pack")
 
 
 def parse_version(version) -> tuple[int, int, int]:
@@ -89,6 +90,7 @@ class _Dataset:
     sha256: _SHA256
     checksum_of: _TEXT
     source: str = ""
+    args: dict[str, Any] | None = None  # the dataset factory's parameters (--dataset-arg) trained and measured with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +125,10 @@ class _Metric:
     attack: str | None = None  # robustness metrics: the attack, its eps and parameters
     eps: NonNegative | None = None
     params: dict[str, Any] | None = None
+    # "zoo evaluate": `zoo evaluate --weights PACK` reports it under this name; "zoo pack": an attack
+    # `zoo pack --attack` ran. seed: what the evaluation's randomness was seeded with (the run's seed).
+    measured_by: Literal[MEASURED_BY] | None = None
+    seed: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +225,8 @@ def render_readme(card: dict) -> str:
         *[f"| {m['name']} | {m['value']:.4f} | {m['split']} | {m['n']} | {m['dataset']} | {_attack_text(m)} |"
           for m in card["metrics"]],
         "",
+        *([f"`zoo evaluate --weights <this pack> --json` measures {_evaluated(card)} again, exactly: "
+           "it evaluates the same way, seeded with the run's seed.", ""] if _evaluated(card) else []),
         "## Model", "",
         f"- architecture: `{card['architecture']}`, {card['parameters']:,} parameters",
         f"- config: `{_compact(card['config'])}`",
@@ -229,6 +237,7 @@ def render_readme(card: dict) -> str:
         "",
         "## Training", "",
         f"- data: `{ds['name']}`" + (f" ({ds['source']})" if ds.get("source") else "")
+        + (f", dataset arguments `{_compact(ds['args'])}`" if ds.get("args") else "")
         + ", splits " + ", ".join(f"{k} {v}" for k, v in ds["splits"].items())
         + f"; SHA-256 of the {ds['checksum_of']}: `{ds['sha256']}`",
         f"- command: `{recipe['command']}`",
@@ -247,6 +256,11 @@ def render_readme(card: dict) -> str:
         f"License: {card['license']}.", "", card["citation"], "",
     ]
     return "\n".join(lines)
+
+
+def _evaluated(card: dict) -> str:
+    """The names of the card's metrics that `zoo evaluate` reports, as text."""
+    return ", ".join(f"`{m['name']}`" for m in card["metrics"] if m.get("measured_by") == "zoo evaluate")
 
 
 def _hf_metric(m: dict) -> dict:
