@@ -171,6 +171,11 @@ def test_fab_projection_is_the_smallest_step_onto_the_hyperplane_in_the_box(norm
             assert abs(w @ (t + d) - b) < 1e-4
             assert got <= best + 1e-4
     assert checked >= 20
+    # a zero-gradient coordinate at the box edge (0/0 in the L2 breakpoints) must not poison its row
+    t, w = np.array([[0.0, 0.5, 1.0, 0.3]]), np.array([[0.0, 1.0, 0.0, -2.0]])
+    d = project_hyperplane(tf.constant(t, tf.float32), tf.constant(w, tf.float32), tf.constant([w[0] @ t[0] + 0.2],
+                           tf.float32), norm, 0.0, 1.0).numpy()
+    assert np.all(np.isfinite(d)) and d[0, 0] == 0 and d[0, 2] == 0 and abs(w[0] @ (t[0] + d[0]) - (w[0] @ t[0] + 0.2)) < 1e-5
 
 
 @pytest.mark.parametrize("name,params,message", [

@@ -70,8 +70,7 @@ def _project_hyperplane(t, w, b, *, norm, lo, hi):
         breaks, slope = room, aw
     else:
         slope = aw * aw
-        with np.errstate(divide="ignore"):
-            breaks = np.minimum(room / aw, _BIG)         # |w_i| = 0: never saturates
+        breaks = np.minimum(room / np.maximum(aw, 1e-30), _BIG)  # |w_i| = 0: slope 0, never saturates (no 0/0)
     # (np.where and take_along_axis are several times slower than this arithmetic and flat take)
     flat = np.argsort(breaks, axis=1) + (np.arange(rows) * n)[:, None]
     bs, ss = breaks.take(flat), slope.take(flat)
