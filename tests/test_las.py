@@ -83,6 +83,24 @@ def test_spec_augment_masks_bands_and_spans_only_while_training():
     assert las.get_config()["freq_masks"] == 2
 
 
+def test_vtlp_moves_a_tone_along_the_frequency_axis_only_while_training():
+    """A pure tone's spectral peak lands at f·α with α in [1 − vtlp, 1 + vtlp]; inference is untouched."""
+    import tensorflow as tf
+
+    from zoo import load
+
+    las = load("las", compile=False, **TINY, vtlp=0.2)
+    bins = las.fft_length // 2 + 1
+    power = tf.one_hot(tf.fill([64, 3], 40), bins)  # every frame of 64 rows: one peak at bin 40
+    peaks = np.argmax(las._warp_frequencies(power).numpy(), axis=2)
+    assert np.all(peaks == peaks[:, :1])  # one warp per utterance, the same in every frame
+    assert peaks.min() >= np.floor(40 * 0.8) and peaks.max() <= np.ceil(40 * 1.2) and len(np.unique(peaks)) > 3
+    x = np.sin(np.arange(4000, dtype=np.float32) * 0.3)[None] * 0.5
+    np.testing.assert_array_equal(las.features(x)[0], load("las", compile=False, **TINY).features(x)[0])
+    assert not np.array_equal(las.features(x, training=True)[0], las.features(x)[0])
+    assert las.get_config()["vtlp"] == 0.2
+
+
 def test_beam_one_equals_greedy_and_wider_beams_score_at_least_as_well(las):
     import tensorflow as tf
 

@@ -48,6 +48,9 @@ class LAS(keras.Model):
         freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019)
             while training — that many bands of up to ``freq_mask_width`` feature channels and spans
             of up to ``time_mask_width`` frames (within each utterance) set to the normalised mean, 0.
+        vtlp: vocal tract length perturbation (Jaitly & Hinton 2013) while training — each utterance's
+            frequency axis is stretched by a factor drawn uniformly from [1 − vtlp, 1 + vtlp], as if
+            spoken by a longer or shorter vocal tract; 0 turns it off.
     """
 
     family = "las"
@@ -58,7 +61,7 @@ class LAS(keras.Model):
                  embedding_dim: Size = 32, attention_dim: Size = 128, max_output_length: Size = 40,
                  beam_width: Size = 1, scheduled_sampling: Rate = 0.0, dropout: Rate = 0.0, freq_masks: Count = 0,
                  freq_mask_width: Size = 8, time_masks: Count = 0, time_mask_width: Size = 10,
-                 feature_norm: Literal["channel", "utterance"] = "channel", **kwargs):
+                 feature_norm: Literal["channel", "utterance"] = "channel", vtlp: Rate = 0.0, **kwargs):
         super().__init__(**kwargs)
         if feature_norm not in ("channel", "utterance"):
             raise ValueError(f"feature_norm must be 'channel' or 'utterance', got {feature_norm!r}")
@@ -80,6 +83,7 @@ class LAS(keras.Model):
             raise ValueError("SpecAugment mask counts and widths must be >= 0")
         self.freq_masks, self.freq_mask_width = int(freq_masks), int(freq_mask_width)
         self.time_masks, self.time_mask_width = int(time_masks), int(time_mask_width)
+        self.vtlp = float(vtlp)
         self.vocab_size = len(VOCABULARY)
         self.feature_dim = self.num_mfcc if features == "mfcc" else self.num_mels
         self.mel_matrix = tf.constant(tf.signal.linear_to_mel_weight_matrix(
@@ -139,14 +143,17 @@ class LAS(keras.Model):
         positions = tf.range(1, tf.shape(waveforms)[1] + 1)[None, :]
         return tf.reduce_max(tf.where(tf.not_equal(waveforms, 0.0), positions, 0), axis=1)
 
-    def features(self, waveforms):
-        """``(features (batch, frames, feature_dim), mask (batch, frames))`` of a padded batch."""
+    def features(self, waveforms, training=False):
+        """``(features (batch, frames, feature_dim), mask (batch, frames))`` of a padded batch
+        (``training``: with the vocal tract length perturbation, if any)."""
         waveforms = tf.convert_to_tensor(waveforms, tf.float32)
         lengths = self.waveform_lengths(waveforms)
         # pad so that even a very short batch has one full frame
         waveforms = tf.pad(waveforms, [[0, 0], [0, self.frame_length]])
         stft = tf.signal.stft(waveforms, self.frame_length, self.frame_step, self.fft_length, pad_end=False)
         power = tf.math.square(tf.abs(stft))
+        if training and self.vtlp > 0:
+            power = self._warp_frequencies(power)
         feats = tf.math.log(tf.matmul(power, self.mel_matrix) + 1e-6)
         if self.features_kind == "mfcc":
             feats = tf.signal.mfccs_from_log_mel_spectrograms(feats)[..., : self.num_mfcc]
@@ -163,9 +170,20 @@ class LAS(keras.Model):
         feats = (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
         return feats, mask
 
+    def _warp_frequencies(self, power):
+        """Each row's spectrum read at f / α (linear interpolation, held at the top bin), α ~ U[1 ± vtlp]."""
+        bins = tf.shape(power)[2]
+        alpha = tf.random.uniform([tf.shape(power)[0], 1], 1.0 - self.vtlp, 1.0 + self.vtlp)
+        source = tf.minimum(tf.cast(tf.range(bins), tf.float32)[None, :] / alpha, tf.cast(bins - 1, tf.float32))
+        below = tf.minimum(tf.cast(tf.floor(source), tf.int32), bins - 2)
+        frac = (source - tf.cast(below, tf.float32))[:, None, :]
+        low = tf.gather(power, below, axis=2, batch_dims=1)
+        high = tf.gather(power, below + 1, axis=2, batch_dims=1)
+        return low + frac * (high - low)
+
     def listen(self, waveforms, training=False, return_all=False):
         """Listener outputs ``(h (batch, time, encoder_dim), mask)``; ``return_all``: every layer."""
-        h, mask = self.features(waveforms)
+        h, mask = self.features(waveforms, training=training)
         if training:
             h = self._spec_augment(h, mask)
         layers = {"features": (h, mask)}
@@ -466,7 +484,7 @@ class LAS(keras.Model):
             max_output_length=self.max_output_length, beam_width=self.beam_width,
             scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
             freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width, time_masks=self.time_masks,
-            time_mask_width=self.time_mask_width, feature_norm=self.feature_norm,
+            time_mask_width=self.time_mask_width, feature_norm=self.feature_norm, vtlp=self.vtlp,
         )
         return config
 
