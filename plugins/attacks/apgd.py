@@ -99,7 +99,30 @@ def ranked_targets(scores, ranks):
     return [tf.cast(order[:, r - 1], tf.int32) for r in ranks]
 
 
-class APGD(Attack):
+class TargetedRuns:
+    """The runs of APGD-T and FAB-T: a targeted run towards each of the classes ranked 2..k+1 by the
+    clean scores (``target_classes=k``), times ``restarts``; without ``target_classes``, or for an
+    explicitly targeted call, one target (``None``: the call's own) times ``restarts``."""
+
+    def _plan(self, targeted):
+        """(target rank or None, restart) for every run, in the reference's order."""
+        ranks = [None] if self.target_classes is None or targeted else list(range(2, self.target_classes + 2))
+        return [(r, k) for r in ranks for k in range(self.restarts)]
+
+    def _ranked(self, scores, x, targeted):
+        """``{rank: target class per example}`` of the plan's ranks (``scores(x)`` read only if needed)."""
+        if self.target_classes is None or targeted:
+            return {}
+        ranks = list(range(2, self.target_classes + 2))
+        return dict(zip(ranks, ranked_targets(scores(x), ranks)))
+
+    def _check_target_classes(self, classes):
+        if self.target_classes is not None and self.target_classes > classes - 1:
+            raise ConfigError(f"{self.name}: target_classes={self.target_classes} but the model has only "
+                              f"{classes - 1} classes besides the true one")
+
+
+class APGD(TargetedRuns, Attack):
     """Auto-PGD, L∞ or L2, cross-entropy or DLR loss, untargeted, targeted or APGD-T."""
 
     name = "apgd"
@@ -160,9 +183,7 @@ class APGD(Attack):
         if classes < need:
             raise ConfigError(f"{self.name}: the {'targeted ' if targeted_loss else ''}{self.loss.upper()} loss needs "
                               f"at least {need} classes, the model has {classes}")
-        if self.target_classes is not None and self.target_classes > classes - 1:
-            raise ConfigError(f"{self.name}: target_classes={self.target_classes} but the model has only "
-                              f"{classes - 1} classes besides the true one")
+        self._check_target_classes(classes)
 
     # -- one run on a batch: init / step / result --------------------------------------------------
     def _init(self, objective, x, y, target, goal, done):
@@ -236,20 +257,9 @@ class APGD(Attack):
         return tf.where(_per_example(s["fooled"], s["x_adv"]), s["x_fool"], s["x_best"]), s["fooled"]
 
     # -- runs: restarts × targets, each on the rows not yet fooled ---------------------------------
-    def _plan(self, targeted):
-        """(target rank or None, restart) for every run, in the reference's order."""
-        ranks = [None] if self.target_classes is None or targeted else list(range(2, self.target_classes + 2))
-        return [(r, k) for r in ranks for k in range(self.restarts)]
-
-    def _ranked(self, scores, targeted):
-        if self.target_classes is None or targeted:
-            return {}
-        ranks = list(range(2, self.target_classes + 2))
-        return dict(zip(ranks, ranked_targets(scores, ranks)))
-
     def _attack(self, objective, x, y, target):
         """In-graph version (e.g. inside a train step): every run over the whole batch as a tf.while_loop."""
-        ranked = self._ranked(objective.scores(x), target is not None) if self.target_classes is not None else {}
+        ranked = self._ranked(objective.scores, x, target is not None)
         checks = checkpoints(self.steps)
         periods = tf.constant([checks.get(i, 0) for i in range(self.steps)], tf.int32)
         x_out, done = tf.identity(x), tf.zeros(tf.shape(x)[:1], tf.bool)
@@ -266,14 +276,7 @@ class APGD(Attack):
             done = tf.logical_or(done, fooled)
         return tf.where(_per_example(done, x), x_out, best_loss_x)
 
-    def _graph(self, objective, targeted):
-        if not tf.executing_eagerly():
-            return super()._graph(objective, targeted)
-        cache = self._compiled.setdefault(objective.model, {})
-        key = ("eager", targeted)
-        if key in cache:
-            return cache[key]
-
+    def _eager_run(self, objective, targeted):
         def compiled(fn):
             return relaxed_function(fn, self.jit_compile)
 
@@ -294,7 +297,7 @@ class APGD(Attack):
             y, target = tf.cast(y, tf.int32), tf.cast(target, tf.int32)  # one graph for any label dtype
             # target is y itself for an untargeted call (a placeholder the graphs ignore)
             self._check_classes(objective, x, targeted or self.target_classes is not None)
-            ranked = self._ranked(scores(x), targeted) if self.target_classes is not None else {}
+            ranked = self._ranked(scores, x, targeted)
             n = int(x.shape[0])
             x_out = x.numpy().copy()
             best_loss_x = None
@@ -315,7 +318,6 @@ class APGD(Attack):
                 x_out[~done] = best_loss_x[~done]
             return tf.constant(x_out)
 
-        cache[key] = run
         return run
 
     def _run_rows(self, init, step, checks, x, y, t, goal, rows):

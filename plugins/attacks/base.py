@@ -179,8 +179,16 @@ class Attack:
     def _objective(self, model):
         return Objective(model)
 
+    #: ``_eager_run(objective, targeted) -> run(x, y, target)``: an attack whose eager calls drive
+    #: compiled pieces from Python (early exit, shrinking batches) defines it; built once per model.
+    _eager_run = None
+
     def _graph(self, objective, targeted):
         cache = self._compiled.setdefault(objective.model, {})
+        if self._eager_run is not None and tf.executing_eagerly():
+            if ("eager", targeted) not in cache:
+                cache["eager", targeted] = self._eager_run(objective, targeted)
+            return cache["eager", targeted]
         if targeted not in cache:
             def run(x, y, target):
                 return self._attack(objective, x, y, target if targeted else None)

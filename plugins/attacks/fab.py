@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from zoo import ConfigError
 
-from zoo_plugins.attacks.apgd import ranked_targets, relaxed_function
+from zoo_plugins.attacks.apgd import TargetedRuns, relaxed_function
 from zoo_plugins.attacks.base import Attack, _per_example, check_bool, check_int, check_norm, check_number
 
 _BIG = 1e12
@@ -89,7 +88,7 @@ def _project_hyperplane(t, w, b, *, norm, lo, hi):
     return m * (1 - 2 * down)
 
 
-class FAB(Attack):
+class FAB(TargetedRuns, Attack):
     """FAB (untargeted, targeted, or FAB-T with ``target_classes``), L∞ or L2."""
 
     name = "fab"
@@ -178,16 +177,9 @@ class FAB(Attack):
         return tf.clip_by_value(x0 + 0.5 * self.eps * u, lo, hi)
 
     # -- runs ---------------------------------------------------------------------------------------
-    def _plan(self, targeted):
-        ranks = [None] if self.target_classes is None or targeted else list(range(2, self.target_classes + 2))
-        return [(r, k) for r in ranks for k in range(self.restarts)]
-
     def _attack(self, objective, x, y, target):
         """In-graph version: every run over the whole batch as a tf.while_loop."""
-        ranked = {}
-        if self.target_classes is not None and target is None:
-            ranks = list(range(2, self.target_classes + 2))
-            ranked = dict(zip(ranks, ranked_targets(objective.scores(x), ranks)))
+        ranked = self._ranked(objective.scores, x, target is not None)
         x_out = tf.identity(x)
         done = objective.success(objective.labels(x), y, target)
         for rank, restart in self._plan(target is not None):
@@ -203,14 +195,7 @@ class FAB(Attack):
             done = tf.logical_or(done, found)
         return x_out
 
-    def _graph(self, objective, targeted):
-        if not tf.executing_eagerly():
-            return super()._graph(objective, targeted)
-        cache = self._compiled.setdefault(objective.model, {})
-        key = ("eager", targeted)
-        if key in cache:
-            return cache[key]
-
+    def _eager_run(self, objective, targeted):
         def compiled(fn):
             return relaxed_function(fn, self.jit_compile)
 
@@ -222,14 +207,8 @@ class FAB(Attack):
         def run(x, y, target):
             y, target = tf.cast(y, tf.int32), tf.cast(target, tf.int32)  # one graph for any label dtype
             z = scores(x)
-            classes = int(z.shape[-1])
-            if self.target_classes is not None and self.target_classes > classes - 1:
-                raise ConfigError(f"{self.name}: target_classes={self.target_classes} but the model has only "
-                                  f"{classes - 1} classes besides the true one")
-            ranked = {}
-            if self.target_classes is not None and not targeted:
-                ranks = list(range(2, self.target_classes + 2))
-                ranked = dict(zip(ranks, ranked_targets(z, ranks)))
+            self._check_target_classes(int(z.shape[-1]))
+            ranked = self._ranked(lambda _: z, x, targeted)
             self._forwards += int(x.shape[0])
             x_out = x.numpy().copy()
             done = objective.success(objective.labels(x, z), y, target if targeted else None).numpy()
@@ -245,7 +224,6 @@ class FAB(Attack):
                 done[rows[found]] = True
             return tf.constant(x_out)
 
-        cache[key] = run
         return run
 
     def _run_rows(self, step, start, x, y, t, goal, rows):

@@ -123,33 +123,27 @@ class IterativeAttack(Attack):
             (tf.constant(0), state))
         return self._finish(objective, xr, yr, tr, state)
 
-    def _graph(self, objective, targeted):
-        if not tf.executing_eagerly():
-            return super()._graph(objective, targeted)
-        cache = self._compiled.setdefault(objective.model, {})
-        key = ("eager", targeted)
-        if key not in cache:
-            def compiled(fn):
-                return tf.function(fn, reduce_retracing=True, jit_compile=self.jit_compile)
+    def _eager_run(self, objective, targeted):
+        def compiled(fn):
+            return tf.function(fn, reduce_retracing=True, jit_compile=self.jit_compile)
 
-            prepare = compiled(lambda x, y, t: self._prepare(x, y, t if targeted else None))
-            body = compiled(lambda xr, yr, tr, state: self._body(objective, xr, yr, tr if targeted else None, state))
-            unfinished = compiled(self._unfinished)
-            finish = compiled(lambda xr, yr, tr, state: self._finish(objective, xr, yr, tr if targeted else None, state))
+        prepare = compiled(lambda x, y, t: self._prepare(x, y, t if targeted else None))
+        body = compiled(lambda xr, yr, tr, state: self._body(objective, xr, yr, tr if targeted else None, state))
+        unfinished = compiled(self._unfinished)
+        finish = compiled(lambda xr, yr, tr, state: self._finish(objective, xr, yr, tr if targeted else None, state))
 
-            def run(x, y, target):
-                xr, yr, tr, state = prepare(x, y, target)
-                if tr is None:
-                    tr = yr  # a placeholder the untargeted bodies ignore
-                for _ in range(self.steps):
-                    # early exit reads one flag per step: it stops once every example is fooled
-                    if self.early_exit and not bool(unfinished(state)):
-                        break
-                    state = body(xr, yr, tr, state)
-                return finish(xr, yr, tr, state)
+        def run(x, y, target):
+            xr, yr, tr, state = prepare(x, y, target)
+            if tr is None:
+                tr = yr  # a placeholder the untargeted bodies ignore
+            for _ in range(self.steps):
+                # early exit reads one flag per step: it stops once every example is fooled
+                if self.early_exit and not bool(unfinished(state)):
+                    break
+                state = body(xr, yr, tr, state)
+            return finish(xr, yr, tr, state)
 
-            cache[key] = run
-        return cache[key]
+        return run
 
     def _final(self, objective, x_adv, y, target):
         e, scores = objective.loss(x_adv, y, target, self.targeted_loss)

@@ -68,22 +68,16 @@ class Square(Attack):
     def _attack(self, objective, x, y, target):
         return self._search(objective, x, y, target)[0]
 
-    def _graph(self, objective, targeted):
-        if not tf.executing_eagerly():
-            return super()._graph(objective, targeted)
-        cache = self._compiled.setdefault(objective.model, {})
-        key = ("eager", targeted)
-        if key not in cache:
-            search = tf.function(lambda x, y, t: self._search(objective, x, y, t if targeted else None),
-                                 reduce_retracing=True, jit_compile=self.jit_compile)
+    def _eager_run(self, objective, targeted):
+        search = tf.function(lambda x, y, t: self._search(objective, x, y, t if targeted else None),
+                             reduce_retracing=True, jit_compile=self.jit_compile)
 
-            def run(x, y, target):
-                x_adv, queries = search(x, y, target)
-                self._queries = self.queries + int(tf.reduce_sum(queries))
-                return x_adv
+        def run(x, y, target):
+            x_adv, queries = search(x, y, target)
+            self._queries = self.queries + int(tf.reduce_sum(queries))
+            return x_adv
 
-            cache[key] = run
-        return cache[key]
+        return run
 
     def _search(self, objective, x, y, target):
         """(adversarial batch, model queries per example: the start plus one per iteration it took part in)."""
