@@ -57,6 +57,29 @@ def test_utterance_normalisation_keeps_the_spectral_shape():
         load("las", compile=False, **TINY, feature_norm="speaker")
 
 
+def test_both_normalisations_are_two_streams_masked_alike():
+    from zoo import load
+    from zoo.data.audio import pad_batch
+
+    x = pad_batch(waves([1500, 4000]))
+    both = load("las", compile=False, **TINY, feature_norm="both", freq_masks=1, freq_mask_width=3)
+    channel = load("las", compile=False, **TINY)
+    utterance = load("las", compile=False, **TINY, feature_norm="utterance")
+    (f, mask), (a, _), (b, _) = both.features(x), channel.features(x), utterance.features(x)
+    d = channel.feature_dim
+    assert both.feature_dim == f.shape[-1] == 2 * d
+    np.testing.assert_allclose(f.numpy()[..., :d], a.numpy(), atol=1e-5)
+    np.testing.assert_allclose(f.numpy()[..., d:], b.numpy(), atol=1e-5)
+    n = int(mask.numpy()[1].sum())
+    bands = 0
+    for _ in range(5):
+        zero = np.all(both._spec_augment(f, mask).numpy()[1, :n] == 0, axis=0)  # masked over all frames
+        np.testing.assert_array_equal(zero[:d], zero[d:])  # the same band in both streams
+        bands += zero[:d].sum()
+    assert bands > 0
+    assert both.encode(x).shape[-1] == both.encoder_dim
+
+
 def test_spec_augment_masks_bands_and_spans_only_while_training():
     from zoo import load
     from zoo.data.audio import pad_batch

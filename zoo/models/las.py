@@ -43,7 +43,9 @@ class LAS(keras.Model):
         scheduled_sampling: probability of feeding the model's own previous prediction instead of the
             true character while training (0 = pure teacher forcing).
         feature_norm: per-utterance feature normalisation: ``"channel"`` (mean and variance of every
-            channel) or ``"utterance"`` (one mean and variance over all channels).
+            channel: removes a speaker's or microphone's fixed spectral colouring), ``"utterance"``
+            (one mean and variance over all channels: keeps the spectral shape), or ``"both"`` (the
+            two side by side as two feature streams of ``num_mels`` channels each).
         dropout: dropout on the listener outputs and the speller's output layer while training.
         freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019)
             while training — that many bands of up to ``freq_mask_width`` feature channels and spans
@@ -61,10 +63,10 @@ class LAS(keras.Model):
                  embedding_dim: Size = 32, attention_dim: Size = 128, max_output_length: Size = 40,
                  beam_width: Size = 1, scheduled_sampling: Rate = 0.0, dropout: Rate = 0.0, freq_masks: Count = 0,
                  freq_mask_width: Size = 8, time_masks: Count = 0, time_mask_width: Size = 10,
-                 feature_norm: Literal["channel", "utterance"] = "channel", vtlp: Rate = 0.0, **kwargs):
+                 feature_norm: Literal["channel", "utterance", "both"] = "channel", vtlp: Rate = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if feature_norm not in ("channel", "utterance"):
-            raise ValueError(f"feature_norm must be 'channel' or 'utterance', got {feature_norm!r}")
+        if feature_norm not in ("channel", "utterance", "both"):
+            raise ValueError(f"feature_norm must be 'channel', 'utterance' or 'both', got {feature_norm!r}")
         self.feature_norm = feature_norm
         if features not in ("logmel", "mfcc"):
             raise ValueError(f"features must be 'logmel' or 'mfcc', got {features!r}")
@@ -85,7 +87,8 @@ class LAS(keras.Model):
         self.time_masks, self.time_mask_width = int(time_masks), int(time_mask_width)
         self.vtlp = float(vtlp)
         self.vocab_size = len(VOCABULARY)
-        self.feature_dim = self.num_mfcc if features == "mfcc" else self.num_mels
+        self.stream_dim = self.num_mfcc if features == "mfcc" else self.num_mels  # channels per stream
+        self.feature_dim = self.stream_dim * (2 if feature_norm == "both" else 1)
         self.mel_matrix = tf.constant(tf.signal.linear_to_mel_weight_matrix(
             self.num_mels, self.fft_length // 2 + 1, self.sample_rate, 20.0, self.sample_rate / 2.0))
 
@@ -163,12 +166,15 @@ class LAS(keras.Model):
         # mean and variance for all channels, which keeps the spectral shape a one-word utterance's
         # own per-channel mean would largely subtract
         m = tf.cast(mask, feats.dtype)[..., None]
-        axes = [1] if self.feature_norm == "channel" else [1, 2]
-        count = tf.reduce_sum(tf.broadcast_to(m, tf.shape(feats)), axis=axes, keepdims=True)
-        mean = tf.reduce_sum(feats * m, axis=axes, keepdims=True) / count
-        var = tf.reduce_sum(tf.square(feats - mean) * m, axis=axes, keepdims=True) / count
-        feats = (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
-        return feats, mask
+
+        def normalised(axes):
+            count = tf.reduce_sum(tf.broadcast_to(m, tf.shape(feats)), axis=axes, keepdims=True)
+            mean = tf.reduce_sum(feats * m, axis=axes, keepdims=True) / count
+            var = tf.reduce_sum(tf.square(feats - mean) * m, axis=axes, keepdims=True) / count
+            return (feats - mean) * tf.math.rsqrt(var + 1e-3) * m
+
+        streams = {"channel": [[1]], "utterance": [[1, 2]], "both": [[1], [1, 2]]}[self.feature_norm]
+        return tf.concat([normalised(axes) for axes in streams], axis=-1), mask
 
     def _warp_frequencies(self, power):
         """Each row's spectrum read at f / α (linear interpolation, held at the top bin), α ~ U[1 ± vtlp]."""
@@ -203,12 +209,14 @@ class LAS(keras.Model):
         keep = tf.ones_like(feats)
         for count, width, along_time in ((self.freq_masks, self.freq_mask_width, False),
                                          (self.time_masks, self.time_mask_width, True)):
-            limit = valid if along_time else tf.fill([batch, 1], self.feature_dim)
-            positions = tf.range(frames if along_time else self.feature_dim)[None, :]
+            limit = valid if along_time else tf.fill([batch, 1], self.stream_dim)
+            positions = tf.range(frames if along_time else self.stream_dim)[None, :]
             for _ in range(count):
                 w = tf.minimum(tf.random.uniform([batch, 1], 0, width + 1, tf.int32), limit)
                 start = tf.cast(tf.random.uniform([batch, 1]) * tf.cast(limit - w + 1, tf.float32), tf.int32)
                 band = tf.cast((positions >= start) & (positions < start + w), feats.dtype)
+                if not along_time:  # the same band in every feature stream
+                    band = tf.tile(band, [1, self.feature_dim // self.stream_dim])
                 keep *= 1.0 - (band[:, :, None] if along_time else band[:, None, :])
         return feats * keep
 
