@@ -585,3 +585,16 @@ def test_two_plugins_for_one_preset_highest_version_wins_then_distribution_name(
     assert best_offer(PRESET).location == str(v101)
     model = load(PRESET, weights="pretrained", compile=False)
     assert model.card["version"] == "1.0.1"
+
+
+def test_card_train_command_names_the_data_dir_relative_to_where_the_pack_was_made(tmp_path, monkeypatch):
+    from zoo.api import model_config, resolve
+    from zoo.packs.build import train_command
+
+    spec, preset = resolve("convnet-digits")
+    run = {"name": "convnet-digits", "architecture": "convnet", "dataset": "digits", "seed": 0,
+           "recipe": {"epochs": preset.train.epochs, "batch_size": preset.train.batch_size},
+           "config": json.loads(json.dumps(model_config(spec, preset)))}
+    monkeypatch.chdir(tmp_path / "..")
+    command = train_command(run, spec, preset, model_config, str(tmp_path / "data" / "digits"))
+    assert f"--data-dir {tmp_path.name}/data/digits " in command and str(tmp_path) not in command

@@ -44,7 +44,8 @@ def _packs(name) -> list[dict]:
     from zoo.packs import offers
 
     found = offers(name)
-    print("packs:" if found else "packs: none offered (train one, then `zoo pack RUN_DIR --out DIR`)")
+    print("packs:" if found else f"packs: none offered (train one: `zoo train {name} --out RUN && zoo pack RUN "
+          f"--out DIR`; in a checkout, `python tools/make_packs.py --presets {name}` makes the zoo's shipped pack)")
     out = []
     for i, offer in enumerate(found):
         mark = "pretrained" if i == 0 and offer.usable else ("unusable" if not offer.usable else "also offered")

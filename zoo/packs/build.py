@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import shlex
 import shutil
 import tempfile
@@ -158,7 +159,8 @@ def make_pack(run_dir, out, *, version: str | None = None, previous=None, data_d
 
 def train_command(run: dict, spec, preset, model_config, data_dir=None) -> str:
     """The ``zoo train`` command that makes this run again (``--out`` names the run's folder;
-    ``--data-dir`` is the one it was trained with, if any)."""
+    ``--data-dir`` is the one it was trained with, if any, relative to the directory the pack was
+    made in — a checkout's root — so the card names no path of the machine that made it)."""
     from zoo.registry import TrainRecipe
 
     base_recipe = dataclasses.asdict(preset.train if preset else TrainRecipe())
@@ -168,7 +170,7 @@ def train_command(run: dict, spec, preset, model_config, data_dir=None) -> str:
     for key, value in sorted((run.get("dataset_args") or {}).items()):
         parts += ["--dataset-arg", f"{key}={_yaml(value)}"]
     if data_dir:
-        parts += ["--data-dir", str(data_dir)]
+        parts += ["--data-dir", _relative(data_dir)]
     for key, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size")):
         if run["recipe"].get(key) != base_recipe[key]:
             parts += [flag, str(run["recipe"][key])]
@@ -178,6 +180,13 @@ def train_command(run: dict, spec, preset, model_config, data_dir=None) -> str:
             parts += ["--set", f"{key}={_yaml(value)}"]
     parts += ["--seed", str(run.get("seed", 0)), "--out", "run"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _relative(path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive (Windows): nothing relative to say
+        return str(path)
 
 
 def _recipe_note(run, preset) -> str | None:
