@@ -23,14 +23,13 @@ adding the CPU of the epochs earlier attempts trained (from ``cpu_ledger.json`` 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
 
+from processes import in_fresh_processes, limit_threads
 from timing import Timer, cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,11 +89,7 @@ def read_ledger(fold_dir) -> dict:
 
 def run_fold(speaker, fold_dir, settings, threads=None) -> dict:
     """Train and evaluate one fold in this process; write and return its ``fold.json`` record."""
-    import tensorflow as tf
-
-    if threads:  # before TensorFlow runs anything: parallel folds must not oversubscribe the cores
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    limit_threads(threads)
     from zoo.training.checkpoint import atomic_write_text
     from zoo.training.fit import train
 
@@ -204,27 +199,19 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
     for s in folds:
         if s in done:
             print(f"[loso] {preset} fold {s}: finished earlier (CER {done[s]['metrics'].get('cer')}), skipped", flush=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     failures = {}
-    if todo:
-        context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per fold
-        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context,
-                                                    max_tasks_per_child=1) as pool:
-            futures = {}
-            for s in todo:
-                print(f"[loso] {preset} fold {s}: training into {root / s}", flush=True)
-                futures[pool.submit(run_fold, s, str(root / s), settings, threads)] = s
-            for future in concurrent.futures.as_completed(futures):
-                s = futures[future]
-                try:
-                    done[s] = future.result()
-                except Exception as exc:  # one failed fold must not lose the others' figures
-                    failures[s] = f"{type(exc).__name__}: {exc}"
-                    print(f"[loso] {preset} fold {s}: FAILED: {failures[s]}", flush=True)
-                    continue
-                print(f"[loso] {preset} fold {s}: CER {done[s]['metrics'].get('cer')} "
-                      f"({done[s]['cpu_seconds']} CPU s, {done[s]['wall_seconds']} s wall)", flush=True)
-                write_benchmark(benchmark, preset, summarize(preset, done, speakers, settings, command))
+    for s in todo:
+        print(f"[loso] {preset} fold {s}: training into {root / s}", flush=True)
+    calls = {s: (run_fold, s, str(root / s), settings) for s in todo}
+    for s, fold, error in in_fresh_processes(calls, jobs):
+        if error:  # one failed fold must not lose the others' figures
+            failures[s] = error
+            print(f"[loso] {preset} fold {s}: FAILED: {error}", flush=True)
+            continue
+        done[s] = fold
+        print(f"[loso] {preset} fold {s}: CER {fold['metrics'].get('cer')} "
+              f"({fold['cpu_seconds']} CPU s, {fold['wall_seconds']} s wall)", flush=True)
+        write_benchmark(benchmark, preset, summarize(preset, done, speakers, settings, command))
     entry = summarize(preset, done, speakers, settings, command)
     entry["failed"] = failures
     write_benchmark(benchmark, preset, entry)

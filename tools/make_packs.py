@@ -28,9 +28,7 @@ training times — goes to ``--summary`` (``benchmarks/packs.json``).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -38,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from processes import in_fresh_processes, limit_threads
 from timing import Timer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,11 +89,7 @@ def finished(run_dir, settings) -> dict | None:
 
 def train_preset(run_dir, settings, threads=None) -> dict:
     """Train one preset into ``run_dir`` in this process; write and return its ``trained.json``."""
-    import tensorflow as tf
-
-    if threads:  # before TensorFlow runs anything: parallel trainings must not oversubscribe the cores
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    limit_threads(threads)
     from zoo.files import atomic_write_text
     from zoo.training.fit import train
 
@@ -277,25 +272,15 @@ def make_packs(presets=None, *, jobs=1, runs=DEFAULT_RUNS, data_dir=DEFAULT_DATA
     for p in [p for p in presets if p in done]:
         pack(p)
     todo = [p for p in presets if p not in done]
-    if todo:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per training
-        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context,
-                                                    max_tasks_per_child=1) as pool:
-            futures = {}
-            for p in todo:
-                print(f"[packs] {p}: training into {runs / p}", flush=True)
-                futures[pool.submit(train_preset, str(runs / p), settings[p], threads)] = p
-            for future in concurrent.futures.as_completed(futures):
-                p = futures[future]
-                try:
-                    record = future.result()
-                except Exception as exc:
-                    failures[p] = f"training: {type(exc).__name__}: {' '.join(str(exc).split())}"
-                    print(f"[packs] {p}: FAILED {failures[p]}", flush=True)
-                    continue
-                print(f"[packs] {p}: trained ({record['wall_seconds']} s wall, {record['cpu_seconds']} CPU s)", flush=True)
-                pack(p)
+    for p in todo:
+        print(f"[packs] {p}: training into {runs / p}", flush=True)
+    for p, record, error in in_fresh_processes({p: (train_preset, str(runs / p), settings[p]) for p in todo}, jobs):
+        if error:
+            failures[p] = f"training: {error}"
+            print(f"[packs] {p}: FAILED {failures[p]}", flush=True)
+            continue
+        print(f"[packs] {p}: trained ({record['wall_seconds']} s wall, {record['cpu_seconds']} CPU s)", flush=True)
+        pack(p)
     result = summarize(out, runs, command, statuses, failures)
     if summary is not None:
         Path(summary).parent.mkdir(parents=True, exist_ok=True)
