@@ -234,17 +234,15 @@ def _read_json(path: Path) -> dict:
 
 def card_metrics(spec, evaluation, recipe: dict, n: int) -> list[dict]:
     """The card's entries for what ``zoo evaluate`` measured (``evaluation``, of ``n`` test
-    examples), under the names it reports them by. Metrics of the trainer's own state (a minimax
-    trainer's adversary heads and λ, which the pack does not hold) are left out; metrics the trainer
-    measures on attacked inputs are robustness entries naming the recipe's attack."""
+    examples), under the names it reports them by; metrics the trainer measures on attacked inputs
+    are robustness entries naming the recipe's attack."""
     kind = {"classifier": "clean", "las": "speech"}.get(spec.family, "generative")
-    left_out = getattr(evaluation.model, "state_metrics", ())
     attacked = getattr(evaluation.model, "attacked_metrics", ())
     attack = _attack_fields(recipe["step_params"]["attack"], evaluation.model.attack, {}) if attacked else {}
     return [dict(name=k, value=float(v), split="test", n=n, dataset=evaluation.dataset,
                  **(dict(kind="robustness", **attack) if k in attacked else dict(kind=kind)),
                  measured_by="zoo evaluate", seed=evaluation.seed)
-            for k, v in sorted(evaluation.metrics.items()) if k not in left_out]
+            for k, v in sorted(evaluation.metrics.items())]
 
 
 def _robustness(model, data, spec: AttackSpec, dataset: str, seed: int) -> dict:

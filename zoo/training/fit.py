@@ -312,7 +312,8 @@ def evaluate_run(name: str, network, run: dict, *, data_dir=None, dataset: str |
     on the run's dataset with its recorded ``dataset_args`` (``dataset_args`` given here override
     them; naming another ``dataset`` drops them); under the run's seed, so a random evaluation (PGD's
     random start, a VAE's posterior sample) gives the same figures every time. ``zoo evaluate`` and
-    ``zoo pack`` both measure through here, so a pack's card and ``zoo evaluate`` agree."""
+    ``zoo pack`` both measure through here, so a pack's card and ``zoo evaluate`` agree. Metrics of
+    the trainer's own state (``state_metrics``: adversary heads, λ) are left out."""
     import keras
 
     from zoo.training.steps import trainer_for
@@ -326,4 +327,8 @@ def evaluate_run(name: str, network, run: dict, *, data_dir=None, dataset: str |
     data = load_dataset(dataset_name, data_dir=data_dir, seed=seed, **args)
     keras.utils.set_random_seed(seed)
     metrics = evaluate_model(spec, model, data, batch_size)
+    # the trainer's own state (a minimax trainer's adversary heads and λ) is not in a run's weights:
+    # a reloaded network is measured against fresh heads, which says nothing about it
+    left_out = getattr(model, "state_metrics", ())
+    metrics = {k: v for k, v in metrics.items() if k not in left_out}
     return Evaluation(metrics, model, data, dataset_name, args, seed)
