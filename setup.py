@@ -38,7 +38,10 @@ setup(
     package_dir={"zoo_plugins": "plugins"},
     # The shipped packs (tools/make_packs.py writes zoo/packs/shipped/<preset>/): every file type a
     # pack may hold (zoo.packs.card.ALLOWED_SUFFIXES), so `pip install .` installs them whole.
-    package_data={"zoo.packs.shipped": ["*/*.json", "*/*.h5", "*/*.md", "*/*.txt", "*/*.png"]},
+    # The bundled samples `zoo demo` shows the packs on (tools/make_samples.py writes them, with
+    # their attribution: MNIST CC BY-SA 3.0, FSDD CC BY-SA 4.0).
+    package_data={"zoo.packs.shipped": ["*/*.json", "*/*.h5", "*/*.md", "*/*.txt", "*/*.png"],
+                  "zoo.data.samples": ["*.npz", "*.md", "fsdd/*.wav"]},
     cmdclass={"build_py": BuildWithRegistry},
     install_requires=[
         "tensorflow>=2.16",
