@@ -1,4 +1,5 @@
-"""zoo demo: the README's main job, on the embedded default data with no network.
+"""zoo demo: the README's main job, on the embedded default data with no network, then the zoo's
+pretrained packs on the samples bundled with the package (:mod:`zoo.data.samples`).
 
 The demo is a list of steps; each takes the output folder and returns its metrics. Later model
 families append their own step to :data:`DEMO_STEPS`.
@@ -60,11 +61,105 @@ def speech_step(out: Path) -> dict:
     return demo_step(out)
 
 
-DEMO_STEPS = [classifier_step, attack_step, generative_step, speech_step]
+#: The PGD the pretrained ConvNets face: the lecture's MNIST setting (Madry et al.), ε 0.3, 40 steps
+#: of 0.01 from a random start.
+PRETRAINED_PGD = dict(eps=0.3, steps=40, step_size=0.01, random_start=True)
+PRETRAINED_SEED = 0
+PRETRAINED_SAMPLES = 32
+
+
+def pretrained_step(out: Path) -> dict:
+    """The zoo's packs on the bundled samples (zoo.data.samples): the plain MNIST ConvNet falls under
+    PGD, the PGD-trained one holds; the VAE and GAN draw digits; LAS transcribes real spoken digits.
+    A part whose preset has no pack installed is skipped with one line saying how to make one."""
+    print("== The pretrained packs on bundled MNIST digits and FSDD recordings ==", flush=True)
+    metrics = {}
+    for preset, part in PRETRAINED_PARTS:
+        model = _pretrained(preset)
+        if model is not None:
+            metrics.update(part(model, out / "pretrained" / preset, "pretrained_" + preset.replace("-", "_")))
+    return metrics
+
+
+def _pretrained(preset: str):
+    """The best pack offered for ``preset``, loaded; ``None`` after one line saying why not."""
+    from zoo import load
+    from zoo.errors import WeightsError
+    from zoo.packs import offers
+
+    found = offers(preset)
+    if not found or not found[0].usable:
+        print(f"skipped {preset}: no pack for {preset} is installed "
+              f"(make one in a checkout: python tools/make_packs.py --presets {preset})", flush=True)
+        return None
+    try:
+        model = load(preset, weights="pretrained", compile=False)
+    except WeightsError as exc:  # e.g. a plugin's URL pack while offline: the rest of the demo still runs
+        print(f"skipped {preset}: its pack did not load: {exc}", flush=True)
+        return None
+    print(f"{preset}: pack {model.card['version']} from {found[0].distribution}", flush=True)
+    return model
+
+
+def _pretrained_classifier(model, out: Path, key: str) -> dict:
+    """Clean accuracy and accuracy under PGD on the bundled MNIST digits, and the seed's panel."""
+    import keras
+
+    from zoo import get_attack
+    from zoo.cli.attack_cmd import PANEL_EXAMPLES, _save_panel
+    from zoo.data.samples import mnist_samples
+    from zoo.evaluation import attack_report
+
+    x, y = mnist_samples()
+    keras.utils.set_random_seed(PRETRAINED_SEED)  # PGD's random start: the same figures every run
+    metrics, x_adv = attack_report(model, get_attack("pgd", **PRETRAINED_PGD), x, y)
+    _save_panel(out / "pgd-panel.png", model, x[:PANEL_EXAMPLES], x_adv[:PANEL_EXAMPLES])
+    print(f"  {len(x)} MNIST test digits: accuracy {metrics['clean_accuracy']:.0%} clean, "
+          f"{metrics['adv_accuracy']:.0%} under PGD (eps {PRETRAINED_PGD['eps']}, {PRETRAINED_PGD['steps']} steps)",
+          flush=True)
+    return {f"{key}_accuracy": metrics["clean_accuracy"], f"{key}_pgd_accuracy": metrics["adv_accuracy"]}
+
+
+def _pretrained_generator(model, out: Path, key: str) -> dict:
+    """A grid of samples, drawn as ``zoo generate --weights PACK -n 32 --seed 0`` draws them."""
+    from zoo.models.generative import write_samples
+
+    summary = write_samples(model, out / "generated.png", PRETRAINED_SAMPLES, PRETRAINED_SEED)
+    print(f"  {summary['n']} samples drawn into {summary['png']}", flush=True)
+    return {f"{key}_samples": summary["n"]}
+
+
+def _pretrained_transcriber(model, out: Path, key: str) -> dict:
+    """Transcripts of the bundled FSDD recordings and their character error rate."""
+    from zoo.data.samples import fsdd_samples
+    from zoo.files import atomic_write_text
+    from zoo.models.las import error_rate
+
+    waves, refs = fsdd_samples()
+    hyps = model.transcribe(waves)
+    lines = [f"{r!r:>8} -> {h!r}" for r, h in zip(refs, hyps)]
+    atomic_write_text(out / "transcripts.txt", "\n".join(lines) + "\n")
+    cer = error_rate(refs, hyps)
+    print("\n".join(f"  {line}" for line in lines), flush=True)
+    print(f"  CER {cer:.1%} on {len(refs)} FSDD recordings", flush=True)
+    return {f"{key}_cer": cer, f"{key}_wer": error_rate(refs, hyps, unit="word")}
+
+
+#: What the step shows of each preset: ``part(model, out_dir, metric_key_prefix) -> metrics``.
+PRETRAINED_PARTS = [
+    ("convnet-mnist", _pretrained_classifier),
+    ("convnet-mnist-pgd-trained", _pretrained_classifier),
+    ("vae-mnist", _pretrained_generator),
+    ("dcgan-mnist", _pretrained_generator),
+    ("las-fsdd", _pretrained_transcriber),
+]
+
+DEMO_STEPS = [classifier_step, attack_step, generative_step, speech_step, pretrained_step]
 
 
 def add_parser(sub):
-    p = sub.add_parser("demo", help="train and show the zoo's models on the embedded default data")
+    p = sub.add_parser("demo", help="train and show the zoo's models on the embedded default data, "
+                       "and its pretrained packs on bundled samples")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
