@@ -283,7 +283,9 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert record["metrics"] == pytest.approx(theo_run[1], abs=1e-4)
     assert {"cer", "cer_single", "cer_multi", "speaker_probe_frames"} <= set(record["metrics"])
 
-    entry = json.loads((out / "loso.json").read_text())["runs"]["las-fsdd"]
+    key = loso_sweep.variant_name("las-fsdd", TINY_LAS)
+    assert key == "las-fsdd " + " ".join(f"{k}={v}" for k, v in TINY_LAS.items())
+    entry = json.loads((out / "loso.json").read_text())["runs"][key]
     assert entry["folds_done"] == 2 and not entry["complete"]
     assert entry["folds_missing"] == ["jackson", "lucas", "nicolas", "yweweler"]
     assert entry["mean"]["cer"] == pytest.approx((0.25 + record["metrics"]["cer"]) / 2, abs=1e-4)
@@ -297,6 +299,23 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert "training" not in capsys.readouterr().out
     # other settings are another sweep: george's record does not count for it
     assert loso_sweep.finished(out / "las-fsdd" / "george", {**settings, "epochs": 3}) is None
+
+
+def test_step_params_make_a_variant_of_the_recipe(fsdd_dir):
+    """--step-param overrides the preset's train step parameters for every fold (recorded in the
+    fold's settings and the benchmark key); without it, settings are as before the option existed."""
+    from zoo.cli import parse_set
+
+    step = parse_set(["lam=0.5", "head_params={pool: mean_std}"], "--step-param")
+    recipe = loso_sweep.recipe_with("las-fsdd-speaker-adversarial", step)
+    assert recipe["step_params"]["lam"] == 0.5 and recipe["step_params"]["head_params"] == {"pool": "mean_std"}
+    assert recipe["step_params"]["nuisance"] == "speaker" and recipe["epochs"] == 24  # the rest as the preset's
+    assert loso_sweep.recipe_with("las-fsdd", {}) is None
+    kwargs = dict(epochs=None, seed=0, overrides={}, dataset_args={}, data_dir=fsdd_dir)
+    assert "step_params" not in loso_sweep.fold_settings("las-fsdd", **kwargs)
+    assert loso_sweep.fold_settings("las-fsdd", step_params=step, **kwargs)["step_params"] == step
+    assert loso_sweep.variant_name("las-fsdd-speaker-adversarial", {"vtlp": 0.1}, step) == (
+        'las-fsdd-speaker-adversarial vtlp=0.1 lam=0.5 head_params={"pool": "mean_std"}')
 
 
 def test_cpu_ledger_keeps_each_epochs_cpu_across_attempts(tmp_path):

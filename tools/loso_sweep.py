@@ -4,13 +4,16 @@
     nice -n 5 python tools/loso_sweep.py las-fsdd --jobs 1                     # all six folds, one at a time
     nice -n 5 python tools/loso_sweep.py las-fsdd-speaker-adversarial --folds theo --folds george
     python tools/loso_sweep.py las-fsdd --epochs 1 --set listener_units=8 --dataset-arg multi_train=50
+    python tools/loso_sweep.py las-fsdd-speaker-adversarial --folds george --step-param lam=0.3 \
+        --out runs/loso-exp --benchmark benchmarks/las_loso_experiments.json     # a variant
 
 Fold ``S`` trains the preset on ``fsdd_heldout`` with ``speaker=S`` (the other five speakers) into
 ``OUT/PRESET/S`` — exactly ``zoo train PRESET --dataset fsdd_heldout --dataset-arg speaker=S --out
 OUT/PRESET/S`` — and evaluates CER/WER on all of S's recordings (single digits and sequences of S's
 digits) and the speaker probe on three poolings of ``encode()`` (``zoo.models.speaker_probe``; chance
 1/5). The fold's figures go to ``OUT/PRESET/S/fold.json`` (written last), and after every fold the
-per-fold rows and their means to ``--benchmark`` (``benchmarks/las_loso.json``) under the preset's name.
+per-fold rows and their means to ``--benchmark`` (``benchmarks/las_loso.json``) under the preset's name,
+followed by any ``--set`` (model config) and ``--step-param`` (train step) overrides: a variant's key.
 
 Resuming: rerun the same command. A fold whose ``fold.json`` was written with the same settings is
 skipped; any other fold continues from its run directory's last epoch checkpoint (``zoo train
@@ -45,11 +48,33 @@ AVERAGED = ("cer", "cer_single", "cer_multi", "wer", "wer_single", "wer_multi",
             "speaker_probe_accuracy", "speaker_probe_mean_std", "speaker_probe_frames")
 
 
-def fold_settings(preset, *, epochs, seed, overrides, dataset_args, data_dir) -> dict:
+def fold_settings(preset, *, epochs, seed, overrides, dataset_args, data_dir, step_params=None) -> dict:
     """What a finished fold must have been trained with to be skipped."""
-    return dict(preset=preset, epochs=epochs, seed=seed, overrides=dict(overrides or {}),
-                dataset_args={k: v for k, v in (dataset_args or {}).items() if k != "speaker"},
-                data_dir=None if data_dir is None else str(Path(data_dir).resolve()))
+    settings = dict(preset=preset, epochs=epochs, seed=seed, overrides=dict(overrides or {}),
+                    dataset_args={k: v for k, v in (dataset_args or {}).items() if k != "speaker"},
+                    data_dir=None if data_dir is None else str(Path(data_dir).resolve()))
+    if step_params:  # only when given, so folds finished before the option existed still match
+        settings["step_params"] = dict(step_params)
+    return settings
+
+
+def variant_name(preset, overrides=None, step_params=None) -> str:
+    """The benchmark key: the preset, then every override and step parameter (``las-fsdd vtlp=0.1``)."""
+    changes = {**(overrides or {}), **(step_params or {})}
+    return " ".join([preset, *(f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in changes.items())])
+
+
+def recipe_with(preset, step_params):
+    """The preset's training recipe with ``step_params`` merged into its step parameters (None: as is)."""
+    import dataclasses
+
+    from zoo.api import resolve
+
+    if not step_params:
+        return None
+    recipe = dataclasses.asdict(resolve(preset)[1].train)
+    recipe["step_params"] = {**recipe["step_params"], **step_params}
+    return recipe
 
 
 def speakers_of(data_dir) -> list[str]:
@@ -97,7 +122,8 @@ def run_fold(speaker, fold_dir, settings, threads=None) -> dict:
     with Timer() as timer:
         result = train(settings["preset"], epochs=settings["epochs"], data_dir=settings["data_dir"],
                        dataset="fsdd_heldout", dataset_args={**settings["dataset_args"], "speaker": speaker},
-                       overrides=settings["overrides"], seed=settings["seed"], out=fold_dir, verbose=2,
+                       overrides=settings["overrides"], recipe=recipe_with(settings["preset"], settings.get("step_params")),
+                       seed=settings["seed"], out=fold_dir, verbose=2,
                        callbacks=[cpu_ledger(fold_dir, timer.cpu)])  # inside the block timer.cpu is the start
     speakers = speakers_of(settings["data_dir"])
     ledger = read_ledger(fold_dir)
@@ -174,8 +200,9 @@ def write_benchmark(path, key, entry) -> None:
 
 
 def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out=DEFAULT_OUT, benchmark=BENCHMARK,
-          seed=0, overrides=None, dataset_args=None, command="") -> dict:
-    """Run the missing folds of ``preset`` (all six by default) and return the benchmark entry."""
+          seed=0, overrides=None, dataset_args=None, step_params=None, command="") -> dict:
+    """Run the missing folds of ``preset`` (all six by default) and return the benchmark entry, kept
+    in ``benchmark`` under :func:`variant_name`."""
     from zoo.api import resolve
     from zoo.errors import ConfigError
 
@@ -192,7 +219,8 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
     if unknown:
         raise ConfigError(f"unknown fold(s) {', '.join(unknown)}; the speakers are {', '.join(speakers)}")
     settings = fold_settings(preset, epochs=epochs, seed=seed, overrides=overrides, dataset_args=dataset_args,
-                             data_dir=data_dir)
+                             data_dir=data_dir, step_params=step_params)
+    key = variant_name(preset, overrides, step_params)
     root = Path(out) / preset
     done = {s: f for s in speakers if (f := finished(root / s, settings))}
     todo = [s for s in folds if s not in done]
@@ -211,10 +239,10 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
         done[s] = fold
         print(f"[loso] {preset} fold {s}: CER {fold['metrics'].get('cer')} "
               f"({fold['cpu_seconds']} CPU s, {fold['wall_seconds']} s wall)", flush=True)
-        write_benchmark(benchmark, preset, summarize(preset, done, speakers, settings, command))
+        write_benchmark(benchmark, key, summarize(preset, done, speakers, settings, command))
     entry = summarize(preset, done, speakers, settings, command)
     entry["failed"] = failures
-    write_benchmark(benchmark, preset, entry)
+    write_benchmark(benchmark, key, entry)
     return entry
 
 
@@ -233,6 +261,8 @@ def main(argv=None) -> int:
     parser.add_argument("--benchmark", default=str(BENCHMARK), help="JSON file the per-fold and mean figures go to")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
+    parser.add_argument("--step-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="train step parameter override (YAML value), e.g. lam=0.5 or 'head_params={pool: mean_std}'")
     parser.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="further fsdd_heldout parameters (multi_train, multi_test)")
     args = parser.parse_args(argv)
@@ -242,6 +272,7 @@ def main(argv=None) -> int:
         entry = sweep(args.preset, folds=folds, jobs=args.jobs, epochs=args.epochs, data_dir=args.data_dir,
                       out=args.out, benchmark=args.benchmark, seed=args.seed, overrides=parse_set(args.set),
                       dataset_args=parse_set(args.dataset_arg, "--dataset-arg"),
+                      step_params=parse_set(args.step_param, "--step-param"),
                       command=" ".join(["python tools/loso_sweep.py", *(argv if argv is not None else sys.argv[1:])]))
     except ZooError as exc:
         print(f"loso_sweep: error: {exc}", file=sys.stderr)
