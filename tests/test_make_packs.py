@@ -61,6 +61,7 @@ def test_the_tool_trains_packs_and_summarises(made):
     assert entry["bytes"] == sum(p.stat().st_size for p in pack.iterdir()) == summary["total_bytes"]
     assert summary["within_budget"] and summary["budget_bytes"] == 32 * 2**20 and summary["failed"] == {}
     assert entry["status"] == "installed" and entry["version"] == "1.0.0"
+    assert isinstance(entry["load_seconds"], float) and entry["load_seconds"] > 0  # measured, in a fresh process
     assert {m["name"] for m in entry["metrics"]} == {"accuracy", "loss", "adv_accuracy"}
     assert entry["training"]["epochs_trained"] == 1 and entry["training"]["wall_seconds"] > 0
     assert entry["training"]["fit_cpu_seconds_all_sessions"] == card["recipe"]["cpu_time_s"] > 0

@@ -22,12 +22,14 @@ resume). A failing preset is reported and the others go on; the exit status is t
 ``zoo.packs.shipped`` offers through ``zoo_weights()``. ``--epochs`` (a schedule that is not the
 preset's, for smoke tests) is refused there, so a shortened run never becomes a shipped pack. All
 packs in ``OUT`` together must stay under ``BUDGET_BYTES`` (32 MiB): a pack that would exceed it is
-not installed. The summary — every pack's size and files, the total, each card's metrics and the
-training times — goes to ``--summary`` (``benchmarks/packs.json``).
+not installed. The summary — every pack's size and files, the total, each card's metrics, the
+training times, and how long each pack takes to load in a fresh process once TensorFlow is imported
+(offline, empty cache: ``load_seconds``) — goes to ``--summary`` (``benchmarks/packs.json``).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -195,13 +197,43 @@ def replaced(target: Path) -> Path:
     return target.with_name(f".replaced+{target.name}")
 
 
+def load_seconds(preset, weights, threads=None) -> float:
+    """Seconds ``load(preset, weights=weights)`` takes in this (fresh) process once TensorFlow is
+    imported, offline (``ZOO_OFFLINE=1``) and with an empty cache: what a user's first load costs."""
+    limit_threads(threads)
+    os.environ["ZOO_OFFLINE"] = "1"
+    os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-cache-")
+    try:
+        importlib.import_module("tensorflow")  # its import is not the load's cost
+        from zoo import load
+
+        start = time.perf_counter()
+        load(preset, weights=weights)
+        return round(time.perf_counter() - start, 2)
+    finally:
+        shutil.rmtree(os.environ["ZOO_CACHE_DIR"], ignore_errors=True)
+
+
+def load_times(out: Path, presets) -> dict:
+    """:func:`load_seconds` of each pack in ``out``, one fresh process at a time (the shipped ones
+    as ``weights="pretrained"``, through the built-in plugin; others by their directory)."""
+    shipped = out.resolve() == SHIPPED.resolve()
+    calls = {p: (load_seconds, p, "pretrained" if shipped else str(out / p)) for p in presets}
+    times = {}
+    for p, seconds, error in in_fresh_processes(calls, jobs=1):
+        times[p] = seconds if error is None else error
+    return times
+
+
 def summarize(out: Path, runs: Path, command: str, statuses: dict, failures: dict) -> dict:
     """Every pack in ``out``: its size, files, version and card metrics, and its run's times."""
     from zoo.packs import verify_pack
     from zoo.packs.shipped import shipped_packs
 
     packs = {}
-    for preset, directory in shipped_packs(out).items():
+    found = shipped_packs(out)
+    loads = load_times(out, list(found))
+    for preset, directory in found.items():
         card = verify_pack(directory)
         files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()}
         metrics = [{k: m[k] for k in ("name", "value", "split", "n", "dataset", "kind", "attack", "eps") if k in m}
@@ -210,6 +242,7 @@ def summarize(out: Path, runs: Path, command: str, statuses: dict, failures: dic
         packs[preset] = dict(
             version=card["version"], bytes=sum(files.values()), files=files, parameters=card["parameters"],
             metrics=metrics, status=statuses.get(preset, "not rebuilt by this command"),
+            load_seconds=loads[preset],
             training=dict(epochs=card["recipe"]["epochs"], command=card["recipe"]["command"],
                           fit_cpu_seconds_all_sessions=card["recipe"].get("cpu_time_s"),
                           **{k: trained[k] for k in ("wall_seconds", "cpu_seconds", "epochs_trained") if k in trained}),
@@ -218,6 +251,8 @@ def summarize(out: Path, runs: Path, command: str, statuses: dict, failures: dic
     return dict(
         out=str(out), budget_bytes=BUDGET_BYTES, total_bytes=total, total_mib=round(total / 2**20, 3),
         within_budget=total <= BUDGET_BYTES, packs=packs, failed=failures, command=command,
+        load_note="load_seconds: load(preset, weights=...) in a fresh process after TensorFlow's import, "
+                  "ZOO_OFFLINE=1, empty cache (issue 11: at most 3 s); a string is the error it raised",
         time_note="training.wall_seconds / cpu_seconds: the session of this tool that finished the run "
                   "(process CPU, user + system, including evaluation); fit_cpu_seconds_all_sessions: "
                   "zoo train's fit over every session (the card's recipe.cpu_time_s)",
