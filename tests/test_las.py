@@ -124,6 +124,30 @@ def test_vtlp_moves_a_tone_along_the_frequency_axis_only_while_training():
     assert las.get_config()["vtlp"] == 0.2
 
 
+def test_speed_perturbation_changes_tempo_and_pitch_together_only_while_training():
+    """Each row is resampled by one α in [1 − speed, 1 + speed]: its length becomes length / α and a
+    tone's frequency ω·α; the zero padding stays zero, and inference is untouched."""
+    from zoo import load
+
+    las = load("las", compile=False, **TINY, speed=0.2)
+    n, omega = 4000, 0.3
+    x = np.zeros((32, 5000), np.float32)
+    x[:, :n] = 0.5 * np.sin(np.arange(n, dtype=np.float32) * omega + 0.1)
+    y = las._perturb_speed(x).numpy()
+    lengths = las.waveform_lengths(y).numpy()
+    alpha = n / lengths
+    assert alpha.min() >= 0.8 - 1e-3 and alpha.max() <= 1.2 + 1e-3 and np.ptp(alpha) > 0.1
+    for row, a, length in zip(y, alpha, lengths):
+        assert not row[length:].any()
+        spectrum = np.abs(np.fft.rfft(row[:length] * np.hanning(length)))
+        peak = np.argmax(spectrum) * 2 * np.pi / length
+        assert abs(peak - omega * a) < 0.01, (peak, omega * a)
+    np.testing.assert_array_equal(las.features(x)[0], load("las", compile=False, **TINY).features(x)[0])
+    assert las.get_config()["speed"] == 0.2
+    with pytest.raises(ValueError, match="speed"):
+        load("las", compile=False, **TINY, speed=1.0)
+
+
 def test_beam_one_equals_greedy_and_wider_beams_score_at_least_as_well(las):
     import tensorflow as tf
 

@@ -53,6 +53,9 @@ class LAS(keras.Model):
         vtlp: vocal tract length perturbation (Jaitly & Hinton 2013) while training — each utterance's
             frequency axis is stretched by a factor drawn uniformly from [1 − vtlp, 1 + vtlp], as if
             spoken by a longer or shorter vocal tract; 0 turns it off.
+        speed: speed perturbation (Ko et al. 2015) while training — each utterance resampled to play
+            at a rate drawn uniformly from [1 − speed, 1 + speed] (tempo and pitch change together);
+            0 turns it off.
     """
 
     family = "las"
@@ -63,7 +66,8 @@ class LAS(keras.Model):
                  embedding_dim: Size = 32, attention_dim: Size = 128, max_output_length: Size = 40,
                  beam_width: Size = 1, scheduled_sampling: Rate = 0.0, dropout: Rate = 0.0, freq_masks: Count = 0,
                  freq_mask_width: Size = 8, time_masks: Count = 0, time_mask_width: Size = 10,
-                 feature_norm: Literal["channel", "utterance", "both"] = "channel", vtlp: Rate = 0.0, **kwargs):
+                 feature_norm: Literal["channel", "utterance", "both"] = "channel", vtlp: Rate = 0.0,
+                 speed: Rate = 0.0, **kwargs):
         super().__init__(**kwargs)
         if feature_norm not in ("channel", "utterance", "both"):
             raise ValueError(f"feature_norm must be 'channel', 'utterance' or 'both', got {feature_norm!r}")
@@ -86,6 +90,9 @@ class LAS(keras.Model):
         self.freq_masks, self.freq_mask_width = int(freq_masks), int(freq_mask_width)
         self.time_masks, self.time_mask_width = int(time_masks), int(time_mask_width)
         self.vtlp = float(vtlp)
+        if not 0.0 <= speed < 1.0:
+            raise ValueError(f"speed must be in [0, 1), got {speed}")
+        self.speed = float(speed)
         self.vocab_size = len(VOCABULARY)
         self.stream_dim = self.num_mfcc if features == "mfcc" else self.num_mels  # channels per stream
         self.feature_dim = self.stream_dim * (2 if feature_norm == "both" else 1)
@@ -148,8 +155,10 @@ class LAS(keras.Model):
 
     def features(self, waveforms, training=False):
         """``(features (batch, frames, feature_dim), mask (batch, frames))`` of a padded batch
-        (``training``: with the vocal tract length perturbation, if any)."""
+        (``training``: with the speed and vocal tract length perturbations, if any)."""
         waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+        if training and self.speed > 0:
+            waveforms = self._perturb_speed(waveforms)
         lengths = self.waveform_lengths(waveforms)
         # pad so that even a very short batch has one full frame
         waveforms = tf.pad(waveforms, [[0, 0], [0, self.frame_length]])
@@ -175,6 +184,22 @@ class LAS(keras.Model):
 
         streams = {"channel": [[1]], "utterance": [[1, 2]], "both": [[1], [1, 2]]}[self.feature_norm]
         return tf.concat([normalised(axes) for axes in streams], axis=-1), mask
+
+    def _perturb_speed(self, waveforms):
+        """Each row played at rate α ~ U[1 ± speed]: output sample j is the input at j·α (linear
+        interpolation), zero beyond the row's new length ⌊length / α⌋."""
+        width = tf.shape(waveforms)[1]
+        lengths = tf.cast(self.waveform_lengths(waveforms), tf.float32)[:, None]
+        alpha = tf.random.uniform([tf.shape(waveforms)[0], 1], 1.0 - self.speed, 1.0 + self.speed)
+        out_width = tf.cast(tf.math.ceil(tf.cast(width, tf.float32) / (1.0 - self.speed)), tf.int32)
+        source = tf.cast(tf.range(out_width), tf.float32)[None, :] * alpha
+        below = tf.minimum(tf.cast(tf.floor(source), tf.int32), width - 1)
+        above = tf.minimum(below + 1, width - 1)
+        frac = source - tf.cast(below, tf.float32)
+        low = tf.gather(waveforms, below, axis=1, batch_dims=1)
+        high = tf.gather(waveforms, above, axis=1, batch_dims=1)
+        inside = source <= lengths - 1.0
+        return tf.where(inside, low + frac * (high - low), 0.0)
 
     def _warp_frequencies(self, power):
         """Each row's spectrum read at f / α (linear interpolation, held at the top bin), α ~ U[1 ± vtlp]."""
@@ -492,7 +517,7 @@ class LAS(keras.Model):
             max_output_length=self.max_output_length, beam_width=self.beam_width,
             scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
             freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width, time_masks=self.time_masks,
-            time_mask_width=self.time_mask_width, feature_norm=self.feature_norm, vtlp=self.vtlp,
+            time_mask_width=self.time_mask_width, feature_norm=self.feature_norm, vtlp=self.vtlp, speed=self.speed,
         )
         return config
 
