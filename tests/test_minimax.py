@@ -214,3 +214,16 @@ def test_noisy_images_carry_three_noise_types(noisy_digits):
     assert set(np.unique(noise)) == {0, 1, 2} and len(x) == len(y) == len(noise)
     batch_x, batch_y = next(iter(noisy_digits.pipeline("test", 32)))
     assert set(batch_y) == {"label", "noise"} and batch_x.shape[0] == 32
+
+
+@pytest.mark.parametrize("schedule, ramped", [("constant", [0, 0, 0, 2, 2]), ("linear", [0, 0, 0, 0, 1]),
+                                               ("dann", [0, 0, 0, 0, 2 * (2 / (1 + np.exp(-5)) - 1)])])
+def test_ramp_start_holds_lambda_at_zero_then_runs_the_schedule(schedule, ramped):
+    """Through the preset path (step_params → trainer): λ = 0 for ramp_start steps, then the schedule."""
+    trainer = _trainer("convnet-digits-noise-adversarial",
+                       _recipe(lam=2.0, schedule=schedule, ramp_steps=2, ramp_start=3), filters=[4], dense=[8])
+    values = []
+    for step in range(5):
+        trainer.iterations.assign(step)
+        values.append(float(trainer.current_lambda()))
+    assert values == pytest.approx(ramped, abs=1e-6)

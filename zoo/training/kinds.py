@@ -94,6 +94,7 @@ class MinimaxParams:
     lam: Annotated[float, NON_NEGATIVE] = 1.0
     schedule: Literal["constant", "dann", "linear"] | None = None
     ramp_steps: Annotated[int, Range(1)] = 1000
+    ramp_start: Annotated[int, NON_NEGATIVE] = 0
     adversary_steps: Annotated[int, Range(1)] = 1
     adversary_learning_rate: Annotated[float, POSITIVE] | None = None
     reinit_every: Annotated[int, NON_NEGATIVE] = 0

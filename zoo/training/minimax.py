@@ -88,6 +88,8 @@ class MinimaxTrainer(keras.Model):
         nuisance: the key of the nuisance label in the batch's ``y`` dict.
         form: ``"minimax"`` (two optimizers, heads first) or ``"reversal"`` (gradient reversal).
         lam, schedule, ramp_steps: λ and its schedule (``constant``, ``dann``, ``linear``).
+        ramp_start: steps trained with λ = 0 before the schedule starts (the heads still learn), so
+            the adversary can wait until the primary task has converged.
         adversary_steps: head updates per main update (``minimax`` form).
         reinit_every: re-initialise each head every that many steps (staggered), 0 never.
         main_objective: ``"negative"`` (main net ascends E_adversary) or ``"confusion"``.
@@ -98,7 +100,7 @@ class MinimaxTrainer(keras.Model):
     state_metrics = ("adversary_loss", "adversary_accuracy", "lambda")
 
     def __init__(self, network, heads, layers, nuisance, form="minimax", lam=1.0, schedule=None, ramp_steps=1000,
-                 adversary_steps=1, reinit_every=0, main_objective="negative", **kwargs):
+                 adversary_steps=1, reinit_every=0, main_objective="negative", ramp_start=0, **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.heads = list(heads)
@@ -108,6 +110,7 @@ class MinimaxTrainer(keras.Model):
         self.lam = float(lam)
         self.schedule = schedule or ("dann" if form == "reversal" else "constant")
         self.ramp_steps = int(ramp_steps)
+        self.ramp_start = int(ramp_start)
         self.adversary_steps = int(adversary_steps)
         self.reinit_every = int(reinit_every)
         self.main_objective = main_objective
@@ -145,9 +148,10 @@ class MinimaxTrainer(keras.Model):
         return self.network.trainable_variables
 
     def current_lambda(self):
+        steps = tf.cast(self.iterations - self.ramp_start, tf.float32)  # negative: not started yet
         if self.schedule == "constant":
-            return tf.constant(self.lam)
-        progress = tf.minimum(1.0, tf.cast(self.iterations, tf.float32) / float(max(1, self.ramp_steps)))
+            return tf.where(steps >= 0.0, self.lam, 0.0)
+        progress = tf.clip_by_value(steps / float(max(1, self.ramp_steps)), 0.0, 1.0)
         if self.schedule == "dann":
             return self.lam * dann_lambda(progress)
         return self.lam * progress  # "linear"
@@ -311,7 +315,8 @@ def build_trainer(network, recipe, params, make_optimizer):
     trainer = MinimaxTrainer(network, heads, head_layers, params.nuisance, form=params.form, lam=params.lam,
                              schedule=params.schedule, ramp_steps=params.ramp_steps,
                              adversary_steps=params.adversary_steps, reinit_every=params.reinit_every,
-                             main_objective=params.main_objective, name="minimax_trainer")
+                             main_objective=params.main_objective, ramp_start=params.ramp_start,
+                             name="minimax_trainer")
     optimizer = make_optimizer(recipe)
     if params.clipnorm is not None:
         optimizer.clipnorm = params.clipnorm
