@@ -50,7 +50,10 @@ def main(mode, out):
     else:
         model.fit(dataset(), epochs=1, verbose=0, callbacks=[logs])
     np.savez(out, *[v.numpy() for v in model.trainable_variables])
-    print(json.dumps(logs.steps))
+    # one write() of the whole line: the two workers share the launcher's stdout, and print() under
+    # PYTHONUNBUFFERED writes the text and the newline separately, so their lines could interleave
+    sys.stdout.write(json.dumps(logs.steps) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def main(argv):
         callbacks.append(KillAt(epoch, batch))
     result = train("convnet-digits", epochs=EPOCHS, batch_size=BATCH, overrides=OVERRIDES, out=out,
                    strategy="multiworker", callbacks=callbacks, verbose=0)
-    print(json.dumps({"initial_epoch": result.initial_epoch, "chief": chief}), flush=True)
+    # one write() of the whole line, so the workers' lines on the launcher's shared stdout cannot interleave
+    sys.stdout.write(json.dumps({"initial_epoch": result.initial_epoch, "chief": chief}) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
