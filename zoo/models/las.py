@@ -173,7 +173,7 @@ class LAS(keras.Model):
         mask = tf.sequence_mask(frames, tf.shape(feats)[1])
         # per-utterance mean and variance normalisation over the valid frames: per channel, or one
         # mean and variance for all channels, which keeps the spectral shape a one-word utterance's
-        # own per-channel mean would largely subtract
+        # own per-channel mean would largely subtract (or both, as two streams)
         m = tf.cast(mask, feats.dtype)[..., None]
 
         def normalised(axes):
