@@ -61,7 +61,7 @@ def fold_settings(preset, *, epochs, seed, overrides, dataset_args, data_dir, st
 def variant_name(preset, overrides=None, step_params=None) -> str:
     """The benchmark key: the preset, then every override and step parameter (``las-fsdd vtlp=0.1``)."""
     changes = {**(overrides or {}), **(step_params or {})}
-    return " ".join([preset, *(f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in changes.items())])
+    return " ".join([preset, *(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in changes.items())])
 
 
 def recipe_with(preset, step_params):

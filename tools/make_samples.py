@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -135,22 +133,13 @@ not modified in any way; `python tools/make_samples.py` regenerates them from `.
 def write(files: dict[str, bytes], out) -> list[Path]:
     """Put ``files`` under ``out``, each atomically; then remove recordings no longer taken."""
     from zoo.data.samples import FSDD_DIR
+    from zoo.files import atomic_write_bytes
 
     out = Path(out)
     written = []
     for relative, data in sorted(files.items()):
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(path)
+        atomic_write_bytes(out / relative, data)
+        written.append(out / relative)
     for stale in sorted((out / FSDD_DIR).glob("*.wav")):
         if f"{FSDD_DIR}/{stale.name}" not in files:
             stale.unlink()
