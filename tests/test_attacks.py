@@ -279,6 +279,19 @@ def test_bad_parameters_are_refused(name, params, message):
         get_attack(name, **params)
 
 
+@pytest.mark.parametrize("name, params", [
+    ("pgd", dict(eps=0.2, steps=7, restarts=2)), ("mim", dict(decay=0.5, steps=4)), ("fgsm", dict(random_start=True)),
+    ("gradient", dict(step_size=3.0)), ("bim", {}), ("cw", dict(steps=5)), ("deepfool", {}), ("square", dict(steps=9)),
+    ("apgd", dict(loss="dlr")), ("fab", {}), ("autoattack", dict(version="plus")),
+])
+def test_params_rebuild_the_attack(name, params):
+    """A report's or a pack card's parameters are the constructor's: JSON of them builds the same attack."""
+    attack = get_attack(name, **params)
+    listed = json.loads(json.dumps(attack.params()))
+    assert {k: listed[k] for k in params} == json.loads(json.dumps(params))
+    assert get_attack(name, **listed).params() == attack.params()
+
+
 def test_unknown_attack_lists_close_matches():
     from zoo import UnknownNameError
 

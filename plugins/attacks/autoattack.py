@@ -58,10 +58,11 @@ class AutoAttack(Attack):
         if attacks is None and version not in VERSIONS:
             raise ConfigError(f"{self.name}: version must be one of {', '.join(VERSIONS)} (or pass attacks=[...]), "
                               f"got {version!r}")
-        self.version = version if attacks is None else "custom"
+        self.attacks = self._check_attacks(VERSIONS[version] if attacks is None else attacks)
+        # a version's own stage list (as params() reports it) is still that version
+        self.version = version if self.attacks == VERSIONS.get(version) else "custom"
         self.steps = check_int(self.name, "steps", steps)
         self.square_queries = check_int(self.name, "square_queries", square_queries)
-        self.attacks = self._check_attacks(VERSIONS[version] if attacks is None else attacks)
 
     def _check_attacks(self, attacks):
         if isinstance(attacks, str) or not attacks:

@@ -6,6 +6,7 @@ and cached per model (a ``tf.function`` with ``reduce_retracing``, so batch size
 """
 from __future__ import annotations
 
+import inspect
 import math
 import weakref
 
@@ -133,8 +134,11 @@ class Attack:
         self._compiled = weakref.WeakKeyDictionary()
 
     def params(self) -> dict:
-        """The attack's parameters (for reports and JSON)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """The attack's parameters as its constructor takes them (for reports, JSON and cards):
+        ``type(attack)(**attack.params())`` builds the same attack. A parameter an attack only
+        accepts at one value (cw's ``restarts``) is not stored, so not listed."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {k: getattr(self, k) for k in names if k != "self" and hasattr(self, k)}
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

@@ -286,3 +286,7 @@ class MIM(IterativeAttack):
         super().__init__(eps=eps, norm=norm, steps=steps, step_size=step_size, random_start=random_start,
                          restarts=restarts, momentum=decay, clip=clip, early_exit=early_exit,
                          targeted_loss=targeted_loss, batch_size=batch_size, jit_compile=jit_compile)
+
+    @property
+    def decay(self):
+        return self.momentum
