@@ -211,3 +211,24 @@ def test_the_shipped_packs_verify_and_fit_the_budget():
     for preset, directory in packs.items():
         assert verify_pack(directory, strict=True)["name"] == preset
     assert sum(make_packs.pack_bytes(d) for d in packs.values()) <= make_packs.BUDGET_BYTES
+
+
+# -- tools/check_packs.py: a card's metrics measured again through the CLI -------------------------------
+def test_check_packs_reproduces_a_card_through_the_cli(made):
+    import check_packs
+
+    root, _ = made
+    rows = check_packs.check_metrics(PRESET, root / "packs" / PRESET, root / "no-data")
+    assert {(r["name"], r["attack"], r["command"]) for r in rows} >= {
+        ("accuracy", None, "zoo evaluate"), ("adv_accuracy", "pgd", "zoo attack")}
+    assert all(r["agrees"] for r in rows), rows
+
+
+@pytest.mark.parametrize("name, card, measured, agrees", [
+    ("accuracy", 0.9861, 0.9861, True), ("accuracy", 0.9861, 0.9870, True), ("accuracy", 0.9861, 0.9875, False),
+    ("cer", 0.0024, 0.0033, True), ("neg_elbo", 87.9, 87.95, False), ("neg_elbo", 87.9, 87.9000001, True),
+])
+def test_check_packs_tolerates_a_tenth_of_a_point_on_fractions_only(name, card, measured, agrees):
+    import check_packs
+
+    assert check_packs.agrees(name, card, measured) is agrees
