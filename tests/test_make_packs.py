@@ -213,6 +213,23 @@ def test_the_shipped_packs_verify_and_fit_the_budget():
     assert sum(make_packs.pack_bytes(d) for d in packs.values()) <= make_packs.BUDGET_BYTES
 
 
+def test_the_readme_quotes_the_shipped_cards():
+    """The README's pack table is the one make_packs renders from the shipped cards, not a copy."""
+    text = make_packs.README.read_text(encoding="utf-8")
+    block = text[text.index(make_packs.TABLE_BEGIN) + len(make_packs.TABLE_BEGIN):text.index(make_packs.TABLE_END)]
+    assert block.strip() == make_packs.readme_table().strip()
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{make_packs.TABLE_BEGIN}\nold\n{make_packs.TABLE_END}\n\nafter\n")
+    assert make_packs.update_readme("| a |", readme)
+    assert readme.read_text() == f"# x\n\n{make_packs.TABLE_BEGIN}\n| a |\n{make_packs.TABLE_END}\n\nafter\n"
+    (tmp_path / "plain.md").write_text("# no block\n")
+    assert not make_packs.update_readme("| a |", tmp_path / "plain.md")
+    assert (tmp_path / "plain.md").read_text() == "# no block\n"
+
+
 # -- tools/check_packs.py: a card's metrics measured again through the CLI -------------------------------
 def test_check_packs_reproduces_a_card_through_the_cli(made):
     import check_packs

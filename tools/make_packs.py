@@ -259,6 +259,62 @@ def summarize(out: Path, runs: Path, command: str, statuses: dict, failures: dic
     )
 
 
+#: The README's table of the shipped packs sits between these lines; make_packs rewrites it from the
+#: cards, so the README quotes them rather than keeping a copy of its own.
+README = REPO / "README.md"
+TABLE_BEGIN = "<!-- packs: written by tools/make_packs.py from the shipped cards -->"
+TABLE_END = "<!-- /packs -->"
+#: Card metrics the table leaves out: losses, a bound's terms, a discriminator's outputs.
+TABLE_SKIP = ("loss", "reconstruction", "kl", "confidence", "d_real", "d_fake")
+PERCENT = ("accuracy", "cer", "wer", "probe")
+
+
+def metric_text(metric: dict) -> str:
+    """One card metric as the table shows it: ``adv_accuracy (PGD-100 × 5, ε 0.3) 91.20%``."""
+    name, value = metric["name"], metric["value"]
+    text = f"{100 * value:.2f}%" if any(w in name for w in PERCENT) else f"{value:.2f}"
+    if metric.get("attack"):
+        params = metric.get("params") or {}
+        steps = f"-{params['steps']}" if params.get("steps") else ""
+        restarts = f" × {params['restarts']}" if (params.get("restarts") or 1) > 1 else ""
+        name += f" ({metric['attack'].upper()}{steps}{restarts}, ε {metric['eps']:g})"
+    return f"{name} {text}"
+
+
+def readme_table(out: Path = SHIPPED) -> str:
+    """The Markdown table of the packs in ``out``: version, size, headline card metrics (test split,
+    with the number of examples), training epochs and CPU time."""
+    from zoo.packs import verify_pack
+    from zoo.packs.shipped import shipped_packs
+
+    rows = ["| pack | version | size | card metrics (test split) | trained |", "| --- | --- | --- | --- | --- |"]
+    for preset, directory in shipped_packs(out).items():
+        card = verify_pack(directory)
+        shown = [m for m in card["metrics"] if m["name"] not in TABLE_SKIP and not m["name"].endswith("_loss")]
+        by_n = {}
+        for m in shown:
+            by_n.setdefault(m["n"], []).append(metric_text(m))
+        metrics = "; ".join(f"{', '.join(texts)} ({n:,} examples)" for n, texts in by_n.items())
+        cpu = card["recipe"].get("cpu_time_s")
+        trained = f"{card['recipe']['epochs']} epochs" + (f", {cpu:,.0f} CPU-s" if cpu is not None else "")
+        rows.append(f"| `{preset}` | {card['version']} | {pack_bytes(directory) / 2**20:.2f} MiB | {metrics} | {trained} |")
+    return "\n".join(rows)
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Put ``table`` between the README's markers; ``False`` if it has none (nothing is written)."""
+    from zoo.files import atomic_write_text
+
+    text = readme.read_text(encoding="utf-8")
+    begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if begin < 0 or end < begin:
+        return False
+    new = text[:begin + len(TABLE_BEGIN)] + "\n" + table + "\n" + text[end:]
+    if new != text:
+        atomic_write_text(readme, new)
+    return True
+
+
 def _read(path) -> dict:
     try:
         return json.loads(Path(path).read_text())
@@ -317,6 +373,8 @@ def make_packs(presets=None, *, jobs=1, runs=DEFAULT_RUNS, data_dir=DEFAULT_DATA
         print(f"[packs] {p}: trained ({record['wall_seconds']} s wall, {record['cpu_seconds']} CPU s)", flush=True)
         pack(p)
     result = summarize(out, runs, command, statuses, failures)
+    if out.resolve() == SHIPPED.resolve() and not update_readme(readme_table(out)):
+        print(f"[packs] {README} has no {TABLE_BEGIN!r} ... {TABLE_END!r} block; its table was not updated", flush=True)
     if summary is not None:
         Path(summary).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(summary), json.dumps(result, indent=1) + "\n")
