@@ -360,12 +360,13 @@ def make_packs(presets=None, *, jobs=1, runs=DEFAULT_RUNS, data_dir=DEFAULT_DATA
                           for m in card["metrics"])
         print(f"[packs] {p}: {statuses[p]} {out / p} ({card['version']}): {shown}", flush=True)
 
-    for p in [p for p in presets if p in done]:
-        pack(p)
     todo = [p for p in presets if p not in done]
     for p in todo:
         print(f"[packs] {p}: training into {runs / p}", flush=True)
-    for p, record, error in in_fresh_processes({p: (train_preset, str(runs / p), settings[p]) for p in todo}, jobs):
+    trainings = in_fresh_processes({p: (train_preset, str(runs / p), settings[p]) for p in todo}, jobs)
+    for p in [p for p in presets if p in done]:  # while the trainings run
+        pack(p)
+    for p, record, error in trainings:
         if error:
             failures[p] = f"training: {error}"
             print(f"[packs] {p}: FAILED {failures[p]}", flush=True)

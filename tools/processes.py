@@ -21,16 +21,21 @@ def limit_threads(threads) -> None:
 
 
 def in_fresh_processes(calls: dict, jobs: int):
-    """Run ``calls`` (key → ``(function, *args)``, the function taking ``threads=`` too) ``jobs`` at a
-    time, one spawned process each; yield ``(key, result, error)`` as each finishes, ``error`` a
-    one-line ``"Type: message"`` (or ``None``) — one failure does not stop the others."""
+    """Start ``calls`` (key → ``(function, *args)``, the function taking ``threads=`` too) ``jobs`` at a
+    time, one spawned process each, and return an iterator of ``(key, result, error)`` as each
+    finishes, ``error`` a one-line ``"Type: message"`` (or ``None``) — one failure does not stop the
+    others. The processes start at the call, so the caller can do other work before iterating."""
     if not calls:
-        return
+        return iter(())
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context,
-                                                max_tasks_per_child=1) as pool:
-        futures = {pool.submit(fn, *args, threads=threads): key for key, (fn, *args) in calls.items()}
+    pool = concurrent.futures.ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context, max_tasks_per_child=1)
+    futures = {pool.submit(fn, *args, threads=threads): key for key, (fn, *args) in calls.items()}
+    return _results(pool, futures)
+
+
+def _results(pool, futures):
+    with pool:
         for future in concurrent.futures.as_completed(futures):
             try:
                 yield futures[future], future.result(), None
