@@ -159,6 +159,14 @@ def test_install_puts_the_old_pack_back_when_the_new_one_cannot_be_moved(tmp_pat
     assert (target / "card.json").read_text() == "old" and not make_packs.replaced(target).exists()
 
 
+def test_recover_deletes_the_staging_directories_a_killed_run_left(tmp_path):
+    for name in (".staging-p-x1", ".staging-p-x2", ".staging-p2-x3"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text("half")
+    make_packs.recover(tmp_path, "p")
+    assert hidden(tmp_path) == [".staging-p2-x3"]  # another preset's is left to its own packing
+
+
 # -- the built-in plugin offering the shipped packs -----------------------------------------------------
 def test_the_builtin_plugin_offers_a_shipped_pack(made, monkeypatch):
     import zoo.packs.shipped

@@ -181,8 +181,11 @@ def pack_preset(preset, run_dir, out: Path, data_dir) -> tuple[str, dict]:
 
 
 def recover(out: Path, preset: str) -> None:
-    """Undo an :func:`install` that died between its two renames: put the old pack back if no
-    pack took its place, else delete it."""
+    """Clean up after a run of this tool that was killed while packing ``preset``: delete its staging
+    directories, and undo an :func:`install` that died between its two renames (put the old pack
+    back if no pack took its place, else delete it)."""
+    for stale in out.glob(f"{STAGING_PREFIX}{preset}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     old = replaced(out / preset)
     if old.exists():
         if (out / preset).exists():
