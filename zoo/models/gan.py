@@ -18,7 +18,6 @@ from typing import Literal
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from zoo.models.generative import (
     GenerativeTrainer,
@@ -31,10 +30,9 @@ from zoo.models.generative import (
     images_of,
     normal_noise,
 )
-from zoo.models.vae import VAE
+from zoo.models.vae import VAE, tfd
 from zoo.validate import ImageShape, NonNegative, Seed, Size
 
-tfd = tfp.distributions
 G_LOSSES = ("non_saturating", "minimax")
 
 

@@ -14,7 +14,6 @@ from typing import Literal
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from zoo.models.generative import (
     GenerativeTrainer,
@@ -27,7 +26,18 @@ from zoo.models.generative import (
 )
 from zoo.validate import ImageShape, NonNegative, Seed, Size
 
-tfd = tfp.distributions
+
+class _Distributions:
+    """``tfp.distributions``, imported at first use: importing tensorflow_probability loads all of
+    it (about 2 s), which a DCGAN — whose module imports this one — never needs."""
+
+    def __getattr__(self, name):
+        import tensorflow_probability as tfp
+
+        return getattr(tfp.distributions, name)
+
+
+tfd = _Distributions()
 
 LIKELIHOODS = ("bernoulli", "normal")
 BINARIZE = ("dynamic", "threshold", "none")
