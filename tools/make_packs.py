@@ -267,7 +267,8 @@ def summarize(out: Path, runs: Path, command: str, statuses: dict, failures: dic
 README = REPO / "README.md"
 TABLE_BEGIN = "<!-- packs: written by tools/make_packs.py from the shipped cards -->"
 TABLE_END = "<!-- /packs -->"
-#: Card metrics the table leaves out: losses, a bound's terms, a discriminator's outputs.
+#: Card metrics the table leaves out: losses, a bound's terms, a discriminator's outputs (and word
+#: error rates, beside the character error rates of the same transcripts).
 TABLE_SKIP = ("loss", "reconstruction", "kl", "confidence", "d_real", "d_fake")
 PERCENT = ("accuracy", "cer", "wer", "probe")
 
@@ -275,10 +276,10 @@ PERCENT = ("accuracy", "cer", "wer", "probe")
 def metric_text(metric: dict) -> str:
     """One card metric as the table shows it: ``adv_accuracy (PGD-100 × 5, ε 0.3) 91.20%``."""
     name, value = metric["name"], metric["value"]
-    text = f"{100 * value:.2f}%" if any(w in name for w in PERCENT) else f"{value:.2f}"
+    text = f"{100 * value:.2f}%" if any(w in name for w in PERCENT) else f"{value:.4g}"
     if metric.get("attack"):
         params = metric.get("params") or {}
-        steps = f"-{params['steps']}" if params.get("steps") else ""
+        steps = f"-{params['steps']}" if (params.get("steps") or 1) > 1 else ""
         restarts = f" × {params['restarts']}" if (params.get("restarts") or 1) > 1 else ""
         name += f" ({metric['attack'].upper()}{steps}{restarts}, ε {metric['eps']:g})"
     return f"{name} {text}"
@@ -293,7 +294,8 @@ def readme_table(out: Path = SHIPPED) -> str:
     rows = ["| pack | version | size | card metrics (test split) | trained |", "| --- | --- | --- | --- | --- |"]
     for preset, directory in shipped_packs(out).items():
         card = verify_pack(directory)
-        shown = [m for m in card["metrics"] if m["name"] not in TABLE_SKIP and not m["name"].endswith("_loss")]
+        shown = [m for m in card["metrics"] if m["name"] not in TABLE_SKIP and not m["name"].endswith("_loss")
+                 and not m["name"].startswith("wer")]
         by_n = {}
         for m in shown:
             by_n.setdefault(m["n"], []).append(metric_text(m))
