@@ -390,3 +390,15 @@ def test_zoo_attack_cli(tmp_path, capsys):
     assert "eps must be >= 0" in capsys.readouterr().err
     assert main(["attack", "convnet-digits", "--weights", str(run), "--target", "12"]) == 2
     assert "class id in 0..9" in capsys.readouterr().err
+
+
+def test_zoo_attack_reads_a_nuisance_dataset(capsys):
+    """A noise-adversarial model's dataset gives (x, y, noise type): zoo attack takes x and y."""
+    from zoo.cli import main
+    from zoo.packs.shipped import shipped_packs
+
+    pack = shipped_packs().get("convnet-digits-noise-adversarial")
+    if pack is None:
+        pytest.skip("this checkout ships no convnet-digits-noise-adversarial pack")
+    assert main(["attack", "--weights", str(pack), "--steps", "2", "--eps", "0.1", "--n", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 20

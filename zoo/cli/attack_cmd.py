@@ -47,7 +47,8 @@ def run(args):
     attack = get_attack(args.attack, **params)
     run_config = read_run(args.weights, args.name)
     model = load(args.name, weights=args.weights)
-    x, y = load_dataset(run_config["dataset"], data_dir=args.data_dir).arrays("test")
+    # [:2]: a nuisance dataset (mnist_noise, digits_noise) gives (x, y, nuisance)
+    x, y = load_dataset(run_config["dataset"], data_dir=args.data_dir).arrays("test")[:2]
     x, y = x[: args.n], y[: args.n]
     keras.utils.set_random_seed(args.seed)
     target = _targets(args.target, y, model, np.random.default_rng(args.seed))

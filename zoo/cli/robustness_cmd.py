@@ -32,7 +32,8 @@ def run(args):
     attack = get_attack("autoattack", eps=eps, norm=args.norm, version=args.version, batch_size=args.batch_size)
     run_config = read_run(args.weights)
     model = load(args.name, weights=args.weights)
-    x, y = load_dataset(run_config["dataset"], data_dir=args.data_dir).arrays("test")
+    # [:2]: a nuisance dataset (mnist_noise, digits_noise) gives (x, y, nuisance)
+    x, y = load_dataset(run_config["dataset"], data_dir=args.data_dir).arrays("test")[:2]
     x, y = x[: args.n], y[: args.n]
     keras.utils.set_random_seed(args.seed)
 
