@@ -257,3 +257,18 @@ def test_check_packs_tolerates_a_tenth_of_a_point_on_fractions_only(name, card, 
     import check_packs
 
     assert check_packs.agrees(name, card, measured) is agrees
+
+
+def test_check_packs_merges_a_partial_check_into_the_report(tmp_path):
+    import check_packs
+
+    report = tmp_path / "check.json"
+    report.write_text(json.dumps(dict(ok=False, packs={
+        "a": dict(load_ok=True, metrics_ok=True, metrics=[]),
+        "b": dict(load_ok=True, metrics_error="RuntimeError: zoo attack exited 1")})))
+    again = dict(ok=True, packs={"b": dict(load_ok=True, metrics_ok=True, metrics=[])})
+    result = check_packs.merged(report, again)
+    assert list(result["packs"]) == ["a", "b"] and result["ok"] is True
+    assert "metrics_error" not in result["packs"]["b"]
+    again["packs"]["b"]["metrics_ok"] = False
+    assert check_packs.merged(report, again)["ok"] is False

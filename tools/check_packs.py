@@ -15,8 +15,10 @@ or — for a fraction (accuracy, CER) — within 0.1 pp (issue 11's tolerance wh
 randomness). Load time: ``load(preset, weights="pretrained")`` in a fresh process after TensorFlow's
 import, offline, empty cache (``make_packs.load_seconds``; issue 11: at most 3 s).
 
-The report goes to ``--report`` (default ``benchmarks/packs_check.json``; ``-`` for none); the exit
-status is 1 if any metric disagrees or any load fails or takes over 3 s.
+The report goes to ``--report`` (default ``benchmarks/packs_check.json``; ``-`` for none), each
+pack's entry naming the command that checked it; with ``--presets`` the other packs' entries already
+in the report are kept. The exit status is 1 if any metric disagrees or any load fails or takes
+over 3 s.
 """
 from __future__ import annotations
 
@@ -124,6 +126,19 @@ def check(presets=None, *, data_root=DEFAULT_DATA, load_only=False) -> dict:
                 offline=True, packs=results)
 
 
+def merged(report: Path, result: dict) -> dict:
+    """``result`` (a check of some presets) merged into the report already at ``report``: the other
+    presets' entries are kept, so checking again the packs that failed completes the report."""
+    try:
+        previous = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return result
+    packs = {**previous.get("packs", {}), **result["packs"]}
+    ok = all(r.get("load_ok") and ("metrics" not in r and "metrics_error" not in r or r.get("metrics_ok"))
+             for r in packs.values())
+    return {**result, "packs": dict(sorted(packs.items())), "ok": ok}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", help="comma-separated presets (default: every shipped pack)")
@@ -133,10 +148,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     presets = [p.strip() for p in (args.presets or "").split(",") if p.strip()]
     result = check(presets, data_root=args.data_dir, load_only=args.load_only)
-    result["command"] = " ".join(["python tools/check_packs.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python tools/check_packs.py", *(argv if argv is not None else sys.argv[1:])])
+    for entry in result["packs"].values():
+        entry["command"] = command
     if args.report != "-":
         from zoo.files import atomic_write_text
 
+        result = merged(Path(args.report), result) if presets else result
         atomic_write_text(Path(args.report), json.dumps(result, indent=1) + "\n")
     print(json.dumps(dict(ok=result["ok"], packs=len(result["packs"]))))
     return 0 if result["ok"] else 1
