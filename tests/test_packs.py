@@ -66,6 +66,15 @@ def cache(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture
+def no_shipped(tmp_path, monkeypatch):
+    """The zoo's own packs out of the way, for tests of what other plugins offer for a preset the zoo
+    also ships."""
+    import zoo.packs.shipped
+
+    monkeypatch.setattr(zoo.packs.shipped, "SHIPPED_DIR", tmp_path / "no-shipped-packs")
+
+
 def cache_files(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
@@ -309,7 +318,7 @@ def test_a_changed_pack_file_is_refused_naming_both_hashes(packed, tmp_path, cac
     assert hashlib.sha256(bytes(data)).hexdigest() in message
 
 
-def test_other_weights_values_are_refused_clearly(tmp_path, cache):
+def test_other_weights_values_are_refused_clearly(tmp_path, cache, no_shipped):
     from zoo.packs import resolve_weights
 
     with pytest.raises(WeightsError, match="no such directory or file"):
@@ -500,7 +509,8 @@ def test_unsafe_archives_are_refused_with_nothing_written_outside_the_cache(case
 
 
 # -- plugins: zoo_weights() ----------------------------------------------------------------------------
-def test_a_weights_wheel_from_zoo_pack_installs_and_resolves_through_zoo_weights(packed, tmp_path, cache, monkeypatch):
+def test_a_weights_wheel_from_zoo_pack_installs_and_resolves_through_zoo_weights(packed, tmp_path, cache, monkeypatch,
+                                                                                   no_shipped):
     import zoo.plugins
     from tests.wheels import pip_install_target
     from zoo import load
@@ -561,7 +571,7 @@ class WeightsPlugin:
         return {PRESET: self.locations}
 
 
-def test_two_plugins_for_one_preset_highest_version_wins_then_distribution_name(packed, tmp_path, cache):
+def test_two_plugins_for_one_preset_highest_version_wins_then_distribution_name(packed, tmp_path, cache, no_shipped):
     import zoo.plugins
     from zoo import load
     from zoo.packs import best_offer, offers
