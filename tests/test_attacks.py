@@ -402,3 +402,20 @@ def test_zoo_attack_reads_a_nuisance_dataset(capsys):
         pytest.skip("this checkout ships no convnet-digits-noise-adversarial pack")
     assert main(["attack", "--weights", str(pack), "--steps", "2", "--eps", "0.1", "--n", "20", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 20
+
+
+def test_attacking_many_models_does_not_warn_of_retracing(data, caplog):
+    """Compiled functions are per model by design: TensorFlow's "excessive retracing" warning about
+    them would only be noise (the demo attacks three models in one process)."""
+    import keras
+
+    _, _, x, y = data
+    attack = get_attack("pgd", eps=0.1, steps=2, step_size=0.05, early_exit=True)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(7):
+            keras.utils.set_random_seed(seed)
+            model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                      keras.layers.Dense(10, activation="softmax")])
+            attack(model, x[:4], y[:4])
+            attack(model, x[:3], y[:3])
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
