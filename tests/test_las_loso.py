@@ -338,3 +338,24 @@ def test_sweep_refuses_bad_folds_and_options(fsdd_dir, tmp_path, capsys):
     assert loso_sweep.main(["convnet-digits", "--data-dir", str(fsdd_dir), "--out", str(tmp_path)]) == 2
     assert "is a classifier model" in capsys.readouterr().err
     assert not (tmp_path / "las-fsdd").exists()
+
+
+def test_sweep_continues_from_the_benchmark_on_a_fresh_checkout(fsdd_dir, tmp_path, capsys):
+    """Run directories are gone (a fresh clone) but the benchmark holds george's row for these
+    settings: the fold is not trained again and its row stays in the entry; other settings do not
+    count it."""
+    out = tmp_path / "sweep"
+    settings = loso_sweep.fold_settings("las-fsdd", epochs=1, seed=0, overrides=TINY_LAS, dataset_args=SMALL,
+                                        data_dir=fsdd_dir)
+    key = loso_sweep.variant_name("las-fsdd", TINY_LAS)
+    row = dict(metrics=dict(cer=0.25), probe_chance=0.2, cpu_seconds=10.0, cpu_seconds_all_attempts=None,
+               wall_seconds=5.0, epochs_trained=1, resumed_from_epoch=0, final_train_loss=1.0, threads=2,
+               load_average_before=[0, 0, 0], run_dir="gone")
+    out.mkdir()
+    (out / "loso.json").write_text(json.dumps({"runs": {key: {"settings": settings, "folds": {"george": row}}}}))
+    assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george")) == 0
+    assert "training" not in capsys.readouterr().out and not (out / "las-fsdd").exists()
+    entry = json.loads((out / "loso.json").read_text())["runs"][key]
+    assert entry["folds"]["george"] == row and entry["folds_done"] == 1 and entry["mean"]["cer"] == 0.25
+    assert loso_sweep.recorded(out / "loso.json", key, {**settings, "epochs": 3}) == {}
+    assert loso_sweep.recorded(out / "missing.json", key, settings) == {}

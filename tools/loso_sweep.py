@@ -16,7 +16,8 @@ per-fold rows and their means to ``--benchmark`` (``benchmarks/las_loso.json``) 
 followed by any ``--set`` (model config) and ``--step-param`` (train step) overrides: a variant's key.
 
 Resuming: rerun the same command. A fold whose ``fold.json`` was written with the same settings is
-skipped; any other fold continues from its run directory's last epoch checkpoint (``zoo train
+skipped, and so is a fold the benchmark entry already holds for the same settings (a sweep continued
+on a fresh checkout, whose run directories are gone); any other fold continues from its run directory's last epoch checkpoint (``zoo train
 --out``'s own resume). Each fold runs in a fresh process (``--jobs N`` of them at once, each limited
 to cpu_count / N TensorFlow threads); its CPU time (user + system, tools/timing.py) and wall time are
 recorded: ``cpu_seconds`` of the attempt that finished the fold, and ``cpu_seconds_all_attempts``
@@ -157,6 +158,15 @@ def finished(fold_dir, settings) -> dict | None:
     return fold if fold.get("settings") == settings else None
 
 
+def recorded(benchmark, key, settings) -> dict:
+    """The fold rows ``benchmark`` already holds under ``key`` for exactly these settings."""
+    try:
+        entry = json.loads(Path(benchmark).read_text())["runs"][key]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return dict(entry.get("folds") or {}) if entry.get("settings") == settings else {}
+
+
 def summarize(preset, folds: dict, speakers, settings, command) -> dict:
     """The benchmark entry: one row per finished fold, means over them, total CPU."""
     rows = {s: folds[s] for s in speakers if s in folds}
@@ -222,7 +232,8 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
                              data_dir=data_dir, step_params=step_params)
     key = variant_name(preset, overrides, step_params)
     root = Path(out) / preset
-    done = {s: f for s in speakers if (f := finished(root / s, settings))}
+    done = {**recorded(benchmark, key, settings),
+            **{s: f for s in speakers if (f := finished(root / s, settings))}}
     todo = [s for s in folds if s not in done]
     for s in folds:
         if s in done:
