@@ -124,6 +124,29 @@ def test_vtlp_moves_a_tone_along_the_frequency_axis_only_while_training():
     assert las.get_config()["vtlp"] == 0.2
 
 
+def test_requantize_gives_a_fraction_of_rows_8_bit_samples_only_while_training():
+    """Chosen rows land on the 8-bit grid (as FSDD's nicolas recordings: int16 multiples of 256) and
+    the rest are untouched; features keep each row's valid length; inference is untouched."""
+    from zoo import load
+
+    las = load("las", compile=False, **TINY, requantize=0.5)
+    x = np.zeros((200, 900), np.float32)
+    x[:, :800] = 0.3 * np.sin(np.arange(800, dtype=np.float32) * 0.05) + 0.001  # a quiet tail rounds to 0
+    y = las._requantize(x).numpy()
+    on_grid = np.all(y * 128 == np.round(y * 128), axis=1)
+    untouched = np.all(y == x, axis=1)
+    assert np.all(on_grid ^ untouched) and 60 < on_grid.sum() < 140
+    assert np.abs(y[on_grid] - x[on_grid]).max() <= 0.5 / 128 + 1e-7
+    _, mask = las.features(x, training=True)
+    np.testing.assert_array_equal(mask, las.features(x)[1])  # rounding the tail to 0 does not shorten a row
+    np.testing.assert_array_equal(las.features(x)[0], load("las", compile=False, **TINY).features(x)[0])
+    assert las.get_config()["requantize"] == 0.5
+    np.testing.assert_array_equal(load("las", compile=False, **TINY, requantize=1.0)._requantize(x),
+                                  np.round(x * 128) / 128)
+    with pytest.raises(ValueError, match="requantize"):
+        load("las", compile=False, **TINY, requantize=1.5)
+
+
 def test_speed_perturbation_changes_tempo_and_pitch_together_only_while_training():
     """Each row is resampled by one α in [1 − speed, 1 + speed]: its length becomes length / α and a
     tone's frequency ω·α; the zero padding stays zero, and inference is untouched."""

@@ -68,6 +68,7 @@ Count = Annotated[int, Range(0)]
 Seed = Annotated[int, Range(0, 2**32 - 1)]
 ImageShape = tuple[Size, Size, Size]
 Rate = Annotated[float, Range(0, 1, high_open=True)]
+Probability = Annotated[float, PROBABILITY]
 NonNegative = Annotated[float, NON_NEGATIVE]
 
 

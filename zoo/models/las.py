@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.audio import EOS, PAD, SOS, VOCABULARY, as_waveforms, ids_to_text, pad_batch, texts_to_ids
-from zoo.validate import Count, Rate, Size
+from zoo.validate import Count, Probability, Rate, Size
 
 _WAVE_SPEC = tf.TensorSpec((None, None), tf.float32)
 _TOKEN_SPEC = tf.TensorSpec((None, None), tf.int32)
@@ -56,6 +56,10 @@ class LAS(keras.Model):
         speed: speed perturbation (Ko et al. 2015) while training — each utterance resampled to play
             at a rate drawn uniformly from [1 − speed, 1 + speed] (tempo and pitch change together);
             0 turns it off.
+        requantize: bit-depth augmentation while training — this fraction of the utterances is
+            re-quantised to 8 bits (x → round(128·x) / 128), the channel one FSDD speaker was recorded
+            through (quantisation noise, and digital silence where the signal is quiet), so that a
+            model does not mistake the recording chain for the speaker's voice; 0 turns it off.
     """
 
     family = "las"
@@ -67,7 +71,7 @@ class LAS(keras.Model):
                  beam_width: Size = 1, scheduled_sampling: Rate = 0.0, dropout: Rate = 0.0, freq_masks: Count = 0,
                  freq_mask_width: Size = 8, time_masks: Count = 0, time_mask_width: Size = 10,
                  feature_norm: Literal["channel", "utterance", "both"] = "channel", vtlp: Rate = 0.0,
-                 speed: Rate = 0.0, **kwargs):
+                 speed: Rate = 0.0, requantize: Probability = 0.0, **kwargs):
         super().__init__(**kwargs)
         if feature_norm not in ("channel", "utterance", "both"):
             raise ValueError(f"feature_norm must be 'channel', 'utterance' or 'both', got {feature_norm!r}")
@@ -93,6 +97,9 @@ class LAS(keras.Model):
         if not 0.0 <= speed < 1.0:
             raise ValueError(f"speed must be in [0, 1), got {speed}")
         self.speed = float(speed)
+        if not 0.0 <= requantize <= 1.0:
+            raise ValueError(f"requantize is a probability, got {requantize}")
+        self.requantize = float(requantize)
         self.vocab_size = len(VOCABULARY)
         self.stream_dim = self.num_mfcc if features == "mfcc" else self.num_mels  # channels per stream
         self.feature_dim = self.stream_dim * (2 if feature_norm == "both" else 1)
@@ -160,6 +167,8 @@ class LAS(keras.Model):
         if training and self.speed > 0:
             waveforms = self._perturb_speed(waveforms)
         lengths = self.waveform_lengths(waveforms)
+        if training and self.requantize > 0:  # after the lengths: quiet tails that round to 0 stay valid
+            waveforms = self._requantize(waveforms)
         # pad so that even a very short batch has one full frame
         waveforms = tf.pad(waveforms, [[0, 0], [0, self.frame_length]])
         stft = tf.signal.stft(waveforms, self.frame_length, self.frame_step, self.fft_length, pad_end=False)
@@ -200,6 +209,11 @@ class LAS(keras.Model):
         high = tf.gather(waveforms, above, axis=1, batch_dims=1)
         inside = source <= lengths - 1.0
         return tf.where(inside, low + frac * (high - low), 0.0)
+
+    def _requantize(self, waveforms):
+        """A fraction ``requantize`` of the rows re-quantised to 8 bits (step 1/128)."""
+        chosen = tf.random.uniform([tf.shape(waveforms)[0], 1]) < self.requantize
+        return tf.where(chosen, tf.round(waveforms * 128.0) / 128.0, waveforms)
 
     def _warp_frequencies(self, power):
         """Each row's spectrum read at f / α (linear interpolation, held at the top bin), α ~ U[1 ± vtlp]."""
@@ -518,6 +532,7 @@ class LAS(keras.Model):
             scheduled_sampling=self.scheduled_sampling, dropout=self.dropout_rate,
             freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width, time_masks=self.time_masks,
             time_mask_width=self.time_mask_width, feature_norm=self.feature_norm, vtlp=self.vtlp, speed=self.speed,
+            requantize=self.requantize,
         )
         return config
 
