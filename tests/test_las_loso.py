@@ -335,6 +335,7 @@ def test_sweep_refuses_bad_folds_and_options(fsdd_dir, tmp_path, capsys):
     assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--dataset-arg", "speaker=theo")) == 2
     assert "choose folds with --folds" in capsys.readouterr().err
     assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--jobs", "0")) == 2
+    assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--threads", "0")) == 2
     assert loso_sweep.main(["convnet-digits", "--data-dir", str(fsdd_dir), "--out", str(tmp_path)]) == 2
     assert "is a classifier model" in capsys.readouterr().err
     assert not (tmp_path / "las-fsdd").exists()

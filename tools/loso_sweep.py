@@ -209,7 +209,7 @@ def write_benchmark(path, key, entry) -> None:
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out=DEFAULT_OUT, benchmark=BENCHMARK,
+def sweep(preset, *, folds=None, jobs=1, threads=None, epochs=None, data_dir=DEFAULT_DATA, out=DEFAULT_OUT, benchmark=BENCHMARK,
           seed=0, overrides=None, dataset_args=None, step_params=None, command="") -> dict:
     """Run the missing folds of ``preset`` (all six by default) and return the benchmark entry, kept
     in ``benchmark`` under :func:`variant_name`."""
@@ -219,8 +219,8 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
     spec, _ = resolve(preset)  # an unknown preset fails here, before any process starts
     if spec.family != "las":
         raise ConfigError(f"{preset!r} is a {spec.family} model; the sweep trains LAS presets on fsdd_heldout")
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if jobs < 1 or (threads is not None and threads < 1):
+        raise ConfigError(f"--jobs and --threads must be at least 1, got {jobs} and {threads}")
     if "speaker" in (dataset_args or {}):
         raise ConfigError("the sweep sets the speaker of each fold; choose folds with --folds, not --dataset-arg speaker=")
     speakers = speakers_of(data_dir)
@@ -242,7 +242,7 @@ def sweep(preset, *, folds=None, jobs=1, epochs=None, data_dir=DEFAULT_DATA, out
     for s in todo:
         print(f"[loso] {preset} fold {s}: training into {root / s}", flush=True)
     calls = {s: (run_fold, s, str(root / s), settings) for s in todo}
-    for s, fold, error in in_fresh_processes(calls, jobs):
+    for s, fold, error in in_fresh_processes(calls, jobs, threads):
         if error:  # one failed fold must not lose the others' figures
             failures[s] = error
             print(f"[loso] {preset} fold {s}: FAILED: {error}", flush=True)
@@ -266,6 +266,7 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", action="append", default=[], metavar="SPEAKER[,SPEAKER]",
                         help="held-out speakers to run (default: all six); repeatable or comma-separated")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained at once, each in its own process")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads per fold (default: cpu_count / jobs)")
     parser.add_argument("--epochs", type=int, help="replace the preset's epochs (default: its schedule)")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="FSDD recordings (default ../shared/data/fsdd)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="sweep directory: OUT/PRESET/SPEAKER per fold")
@@ -280,7 +281,7 @@ def main(argv=None) -> int:
     folds = [f.strip() for group in args.folds for f in group.split(",") if f.strip()]
     start = time.time()
     try:
-        entry = sweep(args.preset, folds=folds, jobs=args.jobs, epochs=args.epochs, data_dir=args.data_dir,
+        entry = sweep(args.preset, folds=folds, jobs=args.jobs, threads=args.threads, epochs=args.epochs, data_dir=args.data_dir,
                       out=args.out, benchmark=args.benchmark, seed=args.seed, overrides=parse_set(args.set),
                       dataset_args=parse_set(args.dataset_arg, "--dataset-arg"),
                       step_params=parse_set(args.step_param, "--step-param"),

@@ -20,14 +20,15 @@ def limit_threads(threads) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def in_fresh_processes(calls: dict, jobs: int):
+def in_fresh_processes(calls: dict, jobs: int, threads: int | None = None):
     """Start ``calls`` (key → ``(function, *args)``, the function taking ``threads=`` too) ``jobs`` at a
     time, one spawned process each, and return an iterator of ``(key, result, error)`` as each
     finishes, ``error`` a one-line ``"Type: message"`` (or ``None``) — one failure does not stop the
-    others. The processes start at the call, so the caller can do other work before iterating."""
+    others. Each process gets ``threads`` TensorFlow threads (default: cpu_count / jobs). The processes
+    start at the call, so the caller can do other work before iterating."""
     if not calls:
         return iter(())
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context, max_tasks_per_child=1)
     futures = {pool.submit(fn, *args, threads=threads): key for key, (fn, *args) in calls.items()}
