@@ -262,12 +262,16 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     out = tmp_path / "sweep"
     settings = loso_sweep.fold_settings("las-fsdd", epochs=1, seed=0, overrides=TINY_LAS, dataset_args=SMALL,
                                         data_dir=fsdd_dir)
+    key = loso_sweep.variant_name("las-fsdd", TINY_LAS)
+    assert key == "las-fsdd " + " ".join(f"{k}={v}" for k, v in TINY_LAS.items())
+    variant = out / loso_sweep.variant_dir(key)
+    assert variant.name == key.replace(" ", "+")
     george = dict(settings=settings, speaker="george", metrics=dict(cer=0.25, cer_single=0.2, cer_multi=0.3),
                   probe_chance=0.2, epochs_trained=1, resumed_from_epoch=0, final_train_loss=1.0, cpu_seconds=10.0,
                   wall_seconds=5.0, threads=2, load_average_before=[0, 0, 0], run_dir="elsewhere")
-    (out / "las-fsdd" / "george").mkdir(parents=True)
-    (out / "las-fsdd" / "george" / "fold.json").write_text(json.dumps(george))
-    theo = out / "las-fsdd" / "theo"
+    (variant / "george").mkdir(parents=True)
+    (variant / "george" / "fold.json").write_text(json.dumps(george))
+    theo = variant / "theo"
     shutil.copytree(theo_run[0], theo)
     checkpoint = (theo / "checkpoint" / "state.json").read_bytes()
     (theo / loso_sweep.LEDGER_FILE).write_text(json.dumps({"epoch_cpu_seconds": {"1": 12.5}}))  # epoch 1's CPU
@@ -275,7 +279,7 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
     printed = capsys.readouterr().out
     assert "fold george: finished earlier" in printed and "fold george: training" not in printed
-    assert sorted(p.name for p in (out / "las-fsdd" / "george").iterdir()) == ["fold.json"]
+    assert sorted(p.name for p in (variant / "george").iterdir()) == ["fold.json"]
     record = json.loads((theo / "fold.json").read_text())
     assert record["resumed_from_epoch"] == 1 and record["epochs_trained"] == 1 and record["cpu_seconds"] > 0
     assert record["cpu_seconds_all_attempts"] == pytest.approx(record["cpu_seconds"] + 12.5, abs=0.11)
@@ -283,8 +287,6 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert record["metrics"] == pytest.approx(theo_run[1], abs=1e-4)
     assert {"cer", "cer_single", "cer_multi", "speaker_probe_frames"} <= set(record["metrics"])
 
-    key = loso_sweep.variant_name("las-fsdd", TINY_LAS)
-    assert key == "las-fsdd " + " ".join(f"{k}={v}" for k, v in TINY_LAS.items())
     entry = json.loads((out / "loso.json").read_text())["runs"][key]
     assert entry["folds_done"] == 2 and not entry["complete"]
     assert entry["folds_missing"] == ["jackson", "lucas", "nicolas", "yweweler"]
@@ -298,7 +300,7 @@ def test_sweep_resumes_a_half_finished_sweep(fsdd_dir, theo_run, tmp_path, capsy
     assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george,theo")) == 0
     assert "training" not in capsys.readouterr().out
     # other settings are another sweep: george's record does not count for it
-    assert loso_sweep.finished(out / "las-fsdd" / "george", {**settings, "epochs": 3}) is None
+    assert loso_sweep.finished(variant / "george", {**settings, "epochs": 3}) is None
 
 
 def test_step_params_make_a_variant_of_the_recipe(fsdd_dir):
@@ -316,6 +318,9 @@ def test_step_params_make_a_variant_of_the_recipe(fsdd_dir):
     assert loso_sweep.fold_settings("las-fsdd", step_params=step, **kwargs)["step_params"] == step
     assert loso_sweep.variant_name("las-fsdd-speaker-adversarial", {"vtlp": 0.1}, step) == (
         'las-fsdd-speaker-adversarial vtlp=0.1 lam=0.5 head_params={"pool": "mean_std"}')
+    assert loso_sweep.variant_dir(loso_sweep.variant_name("las-fsdd-speaker-adversarial", {"vtlp": 0.1}, step)) == (
+        "las-fsdd-speaker-adversarial+vtlp=0.1+lam=0.5+head_params=__pool__+_mean_std__")
+    assert loso_sweep.variant_dir("las-fsdd") == "las-fsdd"
 
 
 def test_cpu_ledger_keeps_each_epochs_cpu_across_attempts(tmp_path):
@@ -338,7 +343,7 @@ def test_sweep_refuses_bad_folds_and_options(fsdd_dir, tmp_path, capsys):
     assert loso_sweep.main(sweep_args(fsdd_dir, tmp_path, "--threads", "0")) == 2
     assert loso_sweep.main(["convnet-digits", "--data-dir", str(fsdd_dir), "--out", str(tmp_path)]) == 2
     assert "is a classifier model" in capsys.readouterr().err
-    assert not (tmp_path / "las-fsdd").exists()
+    assert not any(tmp_path.glob("las-fsdd*"))
 
 
 def test_sweep_continues_from_the_benchmark_on_a_fresh_checkout(fsdd_dir, tmp_path, capsys):
@@ -355,7 +360,7 @@ def test_sweep_continues_from_the_benchmark_on_a_fresh_checkout(fsdd_dir, tmp_pa
     out.mkdir()
     (out / "loso.json").write_text(json.dumps({"runs": {key: {"settings": settings, "folds": {"george": row}}}}))
     assert loso_sweep.main(sweep_args(fsdd_dir, out, "--epochs", "1", "--folds", "george")) == 0
-    assert "training" not in capsys.readouterr().out and not (out / "las-fsdd").exists()
+    assert "training" not in capsys.readouterr().out and not any(out.glob("las-fsdd*"))
     entry = json.loads((out / "loso.json").read_text())["runs"][key]
     assert entry["folds"]["george"] == row and entry["folds_done"] == 1 and entry["mean"]["cer"] == 0.25
     assert loso_sweep.recorded(out / "loso.json", key, {**settings, "epochs": 3}) == {}

@@ -8,10 +8,11 @@
         --out runs/loso-exp --benchmark benchmarks/las_loso_experiments.json     # a variant
 
 Fold ``S`` trains the preset on ``fsdd_heldout`` with ``speaker=S`` (the other five speakers) into
-``OUT/PRESET/S`` — exactly ``zoo train PRESET --dataset fsdd_heldout --dataset-arg speaker=S --out
-OUT/PRESET/S`` — and evaluates CER/WER on all of S's recordings (single digits and sequences of S's
+``OUT/VARIANT/S`` — exactly ``zoo train PRESET --dataset fsdd_heldout --dataset-arg speaker=S --out
+OUT/VARIANT/S``, VARIANT the preset's name, followed by ``+KEY=VALUE`` per ``--set`` / ``--step-param``
+override — and evaluates CER/WER on all of S's recordings (single digits and sequences of S's
 digits) and the speaker probe on three poolings of ``encode()`` (``zoo.models.speaker_probe``; chance
-1/5). The fold's figures go to ``OUT/PRESET/S/fold.json`` (written last), and after every fold the
+1/5). The fold's figures go to ``OUT/VARIANT/S/fold.json`` (written last), and after every fold the
 per-fold rows and their means to ``--benchmark`` (``benchmarks/las_loso.json``) under the preset's name,
 followed by any ``--set`` (model config) and ``--step-param`` (train step) overrides: a variant's key.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -63,6 +65,12 @@ def variant_name(preset, overrides=None, step_params=None) -> str:
     """The benchmark key: the preset, then every override and step parameter (``las-fsdd vtlp=0.1``)."""
     changes = {**(overrides or {}), **(step_params or {})}
     return " ".join([preset, *(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in changes.items())])
+
+
+def variant_dir(key) -> str:
+    """The directory of a variant's folds: its benchmark key with ``+`` for spaces and ``_`` for
+    anything a file name should not hold (a preset as is: its own name)."""
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", key.replace(" ", "+"))
 
 
 def recipe_with(preset, step_params):
@@ -231,7 +239,7 @@ def sweep(preset, *, folds=None, jobs=1, threads=None, epochs=None, data_dir=DEF
     settings = fold_settings(preset, epochs=epochs, seed=seed, overrides=overrides, dataset_args=dataset_args,
                              data_dir=data_dir, step_params=step_params)
     key = variant_name(preset, overrides, step_params)
-    root = Path(out) / preset
+    root = Path(out) / variant_dir(key)  # variants of one preset never resume each other's folds
     done = {**recorded(benchmark, key, settings),
             **{s: f for s in speakers if (f := finished(root / s, settings))}}
     todo = [s for s in folds if s not in done]
@@ -269,7 +277,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="TensorFlow threads per fold (default: cpu_count / jobs)")
     parser.add_argument("--epochs", type=int, help="replace the preset's epochs (default: its schedule)")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="FSDD recordings (default ../shared/data/fsdd)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="sweep directory: OUT/PRESET/SPEAKER per fold")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="sweep directory: OUT/VARIANT/SPEAKER per fold")
     parser.add_argument("--benchmark", default=str(BENCHMARK), help="JSON file the per-fold and mean figures go to")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
