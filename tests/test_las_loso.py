@@ -321,6 +321,7 @@ def test_step_params_make_a_variant_of_the_recipe(fsdd_dir):
     assert loso_sweep.variant_dir(loso_sweep.variant_name("las-fsdd-speaker-adversarial", {"vtlp": 0.1}, step)) == (
         "las-fsdd-speaker-adversarial+vtlp=0.1+lam=0.5+head_params=__pool__+_mean_std__")
     assert loso_sweep.variant_dir("las-fsdd") == "las-fsdd"
+    assert loso_sweep.variant_name("las-fsdd", {}, None, seed=1) == "las-fsdd seed=1"  # a repeat is its own row
 
 
 def test_cpu_ledger_keeps_each_epochs_cpu_across_attempts(tmp_path):

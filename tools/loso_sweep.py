@@ -61,9 +61,10 @@ def fold_settings(preset, *, epochs, seed, overrides, dataset_args, data_dir, st
     return settings
 
 
-def variant_name(preset, overrides=None, step_params=None) -> str:
-    """The benchmark key: the preset, then every override and step parameter (``las-fsdd vtlp=0.1``)."""
-    changes = {**(overrides or {}), **(step_params or {})}
+def variant_name(preset, overrides=None, step_params=None, seed=0) -> str:
+    """The benchmark key: the preset, then every override and step parameter, then a seed other
+    than 0 (``las-fsdd vtlp=0.1``, ``las-fsdd seed=1``)."""
+    changes = {**(overrides or {}), **(step_params or {}), **({"seed": seed} if seed else {})}
     return " ".join([preset, *(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in changes.items())])
 
 
@@ -238,7 +239,7 @@ def sweep(preset, *, folds=None, jobs=1, threads=None, epochs=None, data_dir=DEF
         raise ConfigError(f"unknown fold(s) {', '.join(unknown)}; the speakers are {', '.join(speakers)}")
     settings = fold_settings(preset, epochs=epochs, seed=seed, overrides=overrides, dataset_args=dataset_args,
                              data_dir=data_dir, step_params=step_params)
-    key = variant_name(preset, overrides, step_params)
+    key = variant_name(preset, overrides, step_params, seed)
     root = Path(out) / variant_dir(key)  # variants of one preset never resume each other's folds
     done = {**recorded(benchmark, key, settings),
             **{s: f for s in speakers if (f := finished(root / s, settings))}}
