@@ -9,21 +9,23 @@
 
 Fold ``S`` trains the preset on ``fsdd_heldout`` with ``speaker=S`` (the other five speakers) into
 ``OUT/VARIANT/S`` — exactly ``zoo train PRESET --dataset fsdd_heldout --dataset-arg speaker=S --out
-OUT/VARIANT/S``, VARIANT the preset's name, followed by ``+KEY=VALUE`` per ``--set`` / ``--step-param``
-override — and evaluates CER/WER on all of S's recordings (single digits and sequences of S's
-digits) and the speaker probe on three poolings of ``encode()`` (``zoo.models.speaker_probe``; chance
-1/5). The fold's figures go to ``OUT/VARIANT/S/fold.json`` (written last), and after every fold the
-per-fold rows and their means to ``--benchmark`` (``benchmarks/las_loso.json``) under the preset's name,
-followed by any ``--set`` (model config) and ``--step-param`` (train step) overrides: a variant's key.
+OUT/VARIANT/S``, VARIANT the preset's name, followed by ``+KEY=VALUE`` per ``--set`` /
+``--step-param`` override and a ``--seed`` other than 0 — and evaluates CER/WER on all of S's
+recordings (single digits and sequences of S's digits) and the speaker probe on three poolings of
+``encode()`` (``zoo.models.speaker_probe``; chance 1/5). The fold's figures go to
+``OUT/VARIANT/S/fold.json`` (written last), and after every fold the per-fold rows and their means
+to ``--benchmark`` (``benchmarks/las_loso.json``) under the preset's name, followed by any ``--set``
+(model config) and ``--step-param`` (train step) overrides and a seed other than 0: a variant's key.
 
 Resuming: rerun the same command. A fold whose ``fold.json`` was written with the same settings is
 skipped, and so is a fold the benchmark entry already holds for the same settings (a sweep continued
-on a fresh checkout, whose run directories are gone); any other fold continues from its run directory's last epoch checkpoint (``zoo train
---out``'s own resume). Each fold runs in a fresh process (``--jobs N`` of them at once, each limited
-to cpu_count / N TensorFlow threads); its CPU time (user + system, tools/timing.py) and wall time are
-recorded: ``cpu_seconds`` of the attempt that finished the fold, and ``cpu_seconds_all_attempts``
-adding the CPU of the epochs earlier attempts trained (from ``cpu_ledger.json`` in the run directory;
-``None`` when some were trained outside the sweep).
+on a fresh checkout, whose run directories are gone); any other fold continues from its run
+directory's last epoch checkpoint (``zoo train --out``'s own resume). Each fold runs in a fresh
+process (``--jobs N`` of them at once, each limited to cpu_count / N TensorFlow threads, or ``--threads T``); its CPU
+time (user + system, tools/timing.py) and wall time are recorded: ``cpu_seconds`` of the attempt
+that finished the fold, and ``cpu_seconds_all_attempts`` adding the CPU of the epochs earlier
+attempts trained (from ``cpu_ledger.json`` in the run directory; ``None`` when some were trained
+outside the sweep).
 """
 from __future__ import annotations
 
@@ -218,8 +220,8 @@ def write_benchmark(path, key, entry) -> None:
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def sweep(preset, *, folds=None, jobs=1, threads=None, epochs=None, data_dir=DEFAULT_DATA, out=DEFAULT_OUT, benchmark=BENCHMARK,
-          seed=0, overrides=None, dataset_args=None, step_params=None, command="") -> dict:
+def sweep(preset, *, folds=None, jobs=1, threads=None, epochs=None, data_dir=DEFAULT_DATA, out=DEFAULT_OUT,
+          benchmark=BENCHMARK, seed=0, overrides=None, dataset_args=None, step_params=None, command="") -> dict:
     """Run the missing folds of ``preset`` (all six by default) and return the benchmark entry, kept
     in ``benchmark`` under :func:`variant_name`."""
     from zoo.api import resolve
@@ -290,8 +292,9 @@ def main(argv=None) -> int:
     folds = [f.strip() for group in args.folds for f in group.split(",") if f.strip()]
     start = time.time()
     try:
-        entry = sweep(args.preset, folds=folds, jobs=args.jobs, threads=args.threads, epochs=args.epochs, data_dir=args.data_dir,
-                      out=args.out, benchmark=args.benchmark, seed=args.seed, overrides=parse_set(args.set),
+        entry = sweep(args.preset, folds=folds, jobs=args.jobs, threads=args.threads, epochs=args.epochs,
+                      data_dir=args.data_dir, out=args.out, benchmark=args.benchmark, seed=args.seed,
+                      overrides=parse_set(args.set),
                       dataset_args=parse_set(args.dataset_arg, "--dataset-arg"),
                       step_params=parse_set(args.step_param, "--step-param"),
                       command=" ".join(["python tools/loso_sweep.py", *(argv if argv is not None else sys.argv[1:])]))
