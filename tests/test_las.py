@@ -145,6 +145,10 @@ def test_requantize_gives_a_fraction_of_rows_8_bit_samples_only_while_training()
                                   np.round(x * 128) / 128)
     with pytest.raises(ValueError, match="requantize"):
         load("las", compile=False, **TINY, requantize=1.5)
+    from zoo.models.las import LAS
+
+    with pytest.raises(ValueError, match="requantize"):  # built directly, without load's validation
+        LAS(**TINY, requantize=-0.1)
 
 
 def test_speed_perturbation_changes_tempo_and_pitch_together_only_while_training():
